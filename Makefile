@@ -1,0 +1,51 @@
+# diffusion-lessons: the two commands of the README, and the steps behind them.
+#   make tour   set up, run every lesson on the offline default (figures + summary), build the docs site
+#   make test   set up, run the whole test suite (property tests, lessons, docs build, browser test)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= tour-output
+export OMP_NUM_THREADS ?= 2
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: tour test setup system-deps figures docs serve clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[docs,test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Debian packages: Chromium for the browser test, Fashion-MNIST for the offline "going further" lesson.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; \
+	  else echo "Install Chromium (for the browser test) with your system's package manager."; fi; \
+	fi
+
+tour: setup
+	$(BIN)/diffusion-lessons tour --out $(OUT)
+	$(BIN)/mkdocs build --strict --site-dir site
+	@echo "Figures and summary: $(OUT)/   Docs site: site/index.html (or: make serve)"
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q
+
+figures: setup
+	$(BIN)/diffusion-lessons figures
+
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+serve: setup
+	$(BIN)/mkdocs serve
+
+clean:
+	rm -rf site $(OUT) .pytest_cache .hypothesis

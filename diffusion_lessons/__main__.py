@@ -1,0 +1,5 @@
+"""``python -m diffusion_lessons`` is the same as the ``diffusion-lessons`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""One figure style for the whole course, and the one place where pixel ranges are converted.
+
+The model works on images in [-1, 1]; people look at images in [0, 1]. ``to_unit`` and
+``from_unit`` are the only conversions in the package, so a figure can never show the wrong range.
+Figures are saved without timestamps or software metadata, so the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are written to files; no screen is needed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# Style
+# ---------------------------------------------------------------------------
+
+plt.rcParams.update(
+    {
+        "figure.dpi": 100,
+        "savefig.dpi": 100,
+        "font.size": 10,
+        "axes.titlesize": 10,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "image.cmap": "gray",
+        "svg.hashsalt": "diffusion-lessons",
+    }
+)
+
+#: one colour per digit class, used by every per-class plot
+DIGIT_COLORS = [plt.get_cmap("tab10")(i) for i in range(10)]
+
+# ---------------------------------------------------------------------------
+# Pixel ranges
+# ---------------------------------------------------------------------------
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Map model pixels in [-1, 1] to display pixels in [0, 1] (clamped)."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def from_unit(x: torch.Tensor) -> torch.Tensor:
+    """Map display pixels in [0, 1] to model pixels in [-1, 1]."""
+    return x * 2 - 1
+
+
+# ---------------------------------------------------------------------------
+# Grids and figures
+# ---------------------------------------------------------------------------
+
+
+def image_grid(images: torch.Tensor, nrow: int = 10, padding: int = 2) -> torch.Tensor:
+    """Tile model-range images (B, C, H, W) into one display image (H', W') or (H', W', 3) in [0, 1]."""
+    grid = make_grid(to_unit(images.detach().float().cpu()), nrow=nrow, padding=padding, pad_value=1.0)
+    if images.shape[1] == 1:
+        return grid[0]  # (H', W'): make_grid repeats grey images to 3 channels
+    return grid.permute(1, 2, 0)  # (H', W', 3)
+
+
+def show_images(ax, images: torch.Tensor, nrow: int = 10, title: str | None = None) -> None:
+    """Draw a grid of model-range images (B, C, H, W) on a matplotlib axis."""
+    ax.imshow(image_grid(images, nrow=nrow).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (6.0, 4.0), **kwargs):
+    """A figure and its axes in the course style (``plt.subplots`` with a fixed size)."""
+    return plt.subplots(nrows, ncols, figsize=size, **kwargs)
+
+
+def savefig(fig, path: str | Path) -> Path:
+    """Save ``fig`` as a deterministic PNG (no metadata), close it, and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path
