@@ -4,7 +4,8 @@
     diffusion-lessons run N [--out DIR]    run lesson N as a learner would (prints, writes figures)
     diffusion-lessons figures              regenerate every figure of the docs site in docs/figures/
 
-Further commands (train, sample, evaluate, check, tour) are added by the lessons that teach them.
+    diffusion-lessons train --preset small --dataset auto --out runs/NAME [--device D] [--resume]
+    diffusion-lessons sample --checkpoint PATH --digits 0123456789 --per-digit N --out FILE(.png|.npz)
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import time
 from pathlib import Path
 
 from . import LESSONS
+
+#: the guidance weight the sample command uses by default (chosen in lesson 08's chapter)
+DEFAULT_GUIDANCE = 0.0
 
 
 def parse_lessons(spec: str) -> list[int]:
@@ -58,6 +62,52 @@ def cmd_figures(args) -> None:
     cmd_run(args)
 
 
+def cmd_train(args) -> None:
+    import dataclasses
+
+    from .lesson05_training import PRESETS, train
+    from .lesson06_sampling import digit_labels, sample, save_samples
+
+    if args.preset not in PRESETS:
+        raise SystemExit(f"Unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}.")
+    overrides = {k: v for k, v in (("dataset", args.dataset), ("steps", args.steps), ("seed", args.seed),
+                                   ("threads", args.threads)) if v is not None}
+    cfg = dataclasses.replace(PRESETS[args.preset], **overrides)
+    out = Path(args.out)
+    import torch
+    from .lesson02_schedules import make_schedule
+    schedule = make_schedule(cfg.schedule, cfg.model.T)
+
+    def draw_grid(step, ema_model):  # the quality-over-training grids: same noise at every snapshot
+        labels = digit_labels("0123456789", 4)
+        x = sample(ema_model, schedule, labels, steps=25, generator=torch.Generator().manual_seed(0))
+        save_samples(out / "samples" / f"step_{step:06d}.png", x.cpu(), labels, nrow=4)
+
+    result = train(cfg, out, resume=args.resume, device=args.device, callback=draw_grid)
+    print(f"Checkpoint: {out / 'checkpoint.pt'}; sample grids: {out / 'samples'}/")
+    if result["stopped"] not in ("finished", "interrupted"):
+        raise SystemExit(1)
+
+
+def cmd_sample(args) -> None:
+    import torch
+
+    from .lesson05_training import load_trained, resolve_device
+    from .lesson06_sampling import digit_labels, sample, save_samples
+
+    model, schedule, _ = load_trained(args.checkpoint, device=str(resolve_device(args.device)))
+    labels = digit_labels(args.digits, args.per_digit)
+    if args.guidance:
+        from .lesson08_guidance import GuidedModel
+        model = GuidedModel(model, args.guidance)
+    start = time.perf_counter()
+    x = sample(model, schedule, labels, sampler=args.sampler, steps=args.steps, eta=args.eta,
+               generator=torch.Generator().manual_seed(args.seed))
+    path = save_samples(args.out, x.cpu(), labels, nrow=args.per_digit)
+    print(f"Wrote {len(labels)} samples to {path} in {time.perf_counter() - start:.1f} s "
+          f"({args.sampler}, {schedule.T if args.sampler == 'ddpm' else args.steps} steps, guidance {args.guidance}, seed {args.seed}).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffusion-lessons", description="Learn diffusion models by building one.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +126,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(Path("docs") / "figures"))
     p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("train", help="train a model (lesson 05)")
+    p.add_argument("--preset", default="small", help="tiny | small | full (default: small)")
+    p.add_argument("--dataset", default=None, help="auto | mnist | mnist-5k | fashion-mnist | cifar10 | IDX folder")
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/my-first-model")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the preset's)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw digits from a checkpoint (lesson 06)")
+    p.add_argument("--checkpoint", default="checkpoints/small.pt")
+    p.add_argument("--digits", default="0123456789")
+    p.add_argument("--per-digit", type=int, default=10)
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="classifier-free guidance weight w (lesson 08)")
+    p.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim"])
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses all T)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 like DDPM")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (arrays)")
+    p.set_defaults(func=cmd_sample)
     return parser
 
 

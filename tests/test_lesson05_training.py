@@ -1,0 +1,133 @@
+"""Training (lesson 05): the loss goes down, checkpoints lose nothing, bad input is refused clearly."""
+
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from diffusion_lessons.lesson02_schedules import linear_schedule
+from diffusion_lessons.lesson04_unet import UNET_PRESETS, UNet, UNetConfig
+from diffusion_lessons.lesson05_training import (PRESETS, CheckpointError, TrainConfig, diffusion_loss, drop_labels,
+                                                 ema_update, learning_rate, load_checkpoint, load_trained,
+                                                 save_checkpoint, train)
+
+MICRO = UNetConfig(channels=(8, 16), emb_dim=16, groups=4)
+FAST = dataclasses.replace(PRESETS["tiny"], model=MICRO, dataset="mnist-5k", steps=12, batch_size=16, warmup=3,
+                           checkpoint_every=4, sample_every=6, threads=1)
+
+
+def test_loss_decreases_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = UNet(MICRO)
+    x0 = torch.rand(16, 1, 28, 28) * 2 - 1
+    labels = torch.arange(16) % 10
+    sch = linear_schedule(1000)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def loss_at(seed):
+        return diffusion_loss(model, x0, labels, sch, 0.0, torch.Generator().manual_seed(seed))
+
+    with torch.no_grad():
+        before = sum(loss_at(s).item() for s in range(4))
+    for step in range(40):
+        loss = loss_at(100 + step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = sum(loss_at(s).item() for s in range(4))
+    assert after < 0.7 * before
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    full = train(FAST, tmp_path / "full", progress=False)
+    half = train(dataclasses.replace(FAST, steps=8), tmp_path / "half", progress=False)
+    # continue the 8-step run to 12 steps: the schedule of learning rates must be the 12-step one,
+    # so the first leg is trained with the 12-step config and stopped early by a KeyboardInterrupt
+    assert len(half["losses"]) == 8
+    leg = tmp_path / "leg"
+    calls = {"n": 0}
+
+    def stop_after_first_snapshot(step, ema):
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    train(FAST, leg, progress=False, callback=stop_after_first_snapshot)  # Ctrl-C at step 6 saves a checkpoint
+    assert load_checkpoint(leg / "checkpoint.pt")["step"] == 6
+    resumed = train(FAST, leg, resume=True, progress=False)
+    assert resumed["losses"] == full["losses"]
+    a, b = load_checkpoint(tmp_path / "full" / "checkpoint.pt"), load_checkpoint(leg / "checkpoint.pt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    train(dataclasses.replace(FAST, steps=4), tmp_path, progress=False)
+    model, schedule, cfg = load_trained(tmp_path / "checkpoint.pt")
+    assert cfg.model == MICRO and schedule.T == MICRO.T and not model.training
+    assert not list(tmp_path.glob("*.tmp")), "atomic save must not leave temporary files"
+    with pytest.raises(CheckpointError, match="No checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((tmp_path / "checkpoint.pt").read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(corrupt)
+    other = dataclasses.replace(FAST, model=UNET_PRESETS["tiny"])
+    with pytest.raises(CheckpointError, match="same --preset"):
+        train(other, tmp_path, resume=True, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    import diffusion_lessons.lesson05_training as l5
+    real = l5.diffusion_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 7 else loss
+
+    monkeypatch.setattr(l5, "diffusion_loss", poisoned)
+    result = train(FAST, tmp_path, progress=False)
+    assert result["stopped"].startswith("loss became nan") and result["step"] == 6
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 4
+    assert "last good checkpoint is kept" in capsys.readouterr().out
+
+
+@given(p=st.floats(0.0, 0.9), seed=st.integers(0, 1000))
+def test_label_dropout_rate(p, seed):
+    labels = torch.randint(0, 10, (20_000,), generator=torch.Generator().manual_seed(seed))
+    dropped = drop_labels(labels, p, 10, torch.Generator().manual_seed(seed + 1))
+    rate = (dropped == 10).double().mean().item()
+    assert abs(rate - p) < 0.02
+    kept = dropped != 10
+    assert torch.equal(dropped[kept], labels[kept])
+
+
+@given(decay=st.floats(0.0, 0.999))
+def test_ema_update_is_the_convex_combination(decay):
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.clone() for p in a.parameters()]
+    ema_update(a, b, decay)
+    for p0, p_ema, p in zip(before, a.parameters(), b.parameters()):
+        torch.testing.assert_close(p_ema, decay * p0 + (1 - decay) * p)
+
+
+@given(step=st.integers(0, 5000))
+def test_learning_rate_warms_up_then_decays(step):
+    cfg = TrainConfig(steps=5000, warmup=100, lr=1e-3)
+    lr = learning_rate(step, cfg)
+    assert 0 <= lr <= cfg.lr
+    if step < 100:
+        assert lr == pytest.approx(cfg.lr * (step + 1) / 100)
+    elif step < 4999:
+        assert learning_rate(step + 1, cfg) <= lr
+
+
+def test_invalid_config_is_refused():
+    with pytest.raises(ValueError, match="p_uncond"):
+        TrainConfig(p_uncond=1.5)
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(steps=0)
