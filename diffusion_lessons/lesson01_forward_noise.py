@@ -164,8 +164,7 @@ def fig_noise_progression(x0: torch.Tensor, schedule: Schedule, fractions=(0, 0.
     eps = torch.randn(x0.shape, generator=g)  # the same noise for every column: only t changes
     cols = torch.stack([q_sample(x0, t, schedule, eps=eps) for t in steps], dim=1)  # (B, K, 1, 28, 28)
     fig, ax = new_figure(size=(1.3 * len(steps), 1.3 * len(x0)))
-    show_images(ax, cols.flatten(0, 1), nrow=len(steps))
-    ax.set_title("   ".join(f"t={t} ({f:.0%})" for t, f in zip(steps, fractions)))
+    show_images(ax, cols.flatten(0, 1), nrow=len(steps), col_labels=[f"t={t}\n({f:.0%} of T)" for t, f in zip(steps, fractions)])
     return fig
 
 
@@ -222,10 +221,14 @@ def run(out: Path | str = "figures", *, quick: bool = False, dataset: str = "mni
         print(f"t = {t:4d}: x_t = {ab ** 0.5:.3f} * x0 + {(1 - ab) ** 0.5:.3f} * eps")
     files = [savefig(fig_noise_progression(x0, schedule), out / "01_noise_progression.png")]
     n = 1000 if quick else 5000
+    r, c = divmod(int(x0[0, 0].argmax()), x0.shape[-1])
+    pixel = x0[:1, :1, r:r + 1, c:c + 1]  # (1, 1, 1, 1): one bright pixel of the first digit, x0 = +1
+    print(f"One pixel with x0 = {pixel.item():+.0f}, {n} draws of x_t each way:")
     for t in (100, 500, 1000):
-        chain, closed = chain_vs_closed_form(x0[:1, :, 10:18, 10:18], schedule, [t], n=n)  # an 8x8 patch
-        print(f"t = {t:4d}: chain mean/std {chain[0].mean():+.3f}/{chain[0].std():.3f}, "
-              f"closed form {closed[0].mean():+.3f}/{closed[0].std():.3f}  ({n} draws)")
+        chain, closed = chain_vs_closed_form(pixel, schedule, [t], n=n)
+        ab = schedule.alpha_bar[t].item()
+        print(f"t = {t:4d}: chain mean/std {chain[0].mean():+.3f}/{chain[0].std():.3f}, closed form "
+              f"{closed[0].mean():+.3f}/{closed[0].std():.3f}, eq. 1.2 says {ab ** 0.5 * pixel.item():+.3f}/{(1 - ab) ** 0.5:.3f}")
     files.append(savefig(fig_chain_vs_closed_form(x0, schedule, n=n), out / "01_chain_vs_closed_form.png"))
     for f in files:
         print(f"wrote {f}")

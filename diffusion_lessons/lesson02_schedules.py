@@ -54,6 +54,10 @@ def schedule_from_alpha_bar(alpha_bar: torch.Tensor, name: str, max_beta: float 
     if not 0 < max_beta < 1:
         raise ValueError(f"max_beta must lie strictly between 0 and 1; got {max_beta}. The usual value is 0.999.")
     alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64)
+    if len(alpha_bar) < 2 or alpha_bar[0].item() != 1.0:
+        raise ValueError(f"alpha_bar must hold alpha_bar_0..alpha_bar_T with alpha_bar_0 = 1 (length T+1); got "
+                         f"{len(alpha_bar)} values starting at {alpha_bar[0].item() if len(alpha_bar) else None}. "
+                         "Prepend the 1 for t = 0: torch.cat([torch.ones(1), alpha_bar]).")
     beta = 1 - alpha_bar[1:] / alpha_bar[:-1]          # eq. 2.4, (T,)
     return schedule_from_betas(beta.clamp(min=1e-12, max=max_beta), name=name)
 
@@ -127,9 +131,9 @@ def fig_progression_by_schedule(x0: torch.Tensor, schedules: list[Schedule], n_c
     for sch in schedules:
         steps = [round(i * sch.T / (n_cols - 1)) for i in range(n_cols)]
         rows.append(torch.cat([q_sample(x0, t, sch, eps=eps) for t in steps]))  # (n_cols, C, H, W)
-    fig, ax = new_figure(size=(1.1 * n_cols, 1.25 * len(schedules)))
-    show_images(ax, torch.cat(rows), nrow=n_cols)
-    ax.set_title("rows: " + ", ".join(s.name for s in schedules) + f";  columns: t/T = 0, 1/{n_cols - 1}, ..., 1")
+    fig, ax = new_figure(size=(1.1 * n_cols + 0.8, 1.25 * len(schedules)))
+    show_images(ax, torch.cat(rows), nrow=n_cols, row_labels=[s.name for s in schedules],
+                col_labels=[f"{i / (n_cols - 1):.2g}" for i in range(n_cols)], title="t / T")
     return fig
 
 

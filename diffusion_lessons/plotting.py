@@ -67,12 +67,19 @@ def image_grid(images: torch.Tensor, nrow: int = 10, padding: int = 2) -> torch.
     return grid.permute(1, 2, 0)  # (H', W', 3)
 
 
-def show_images(ax, images: torch.Tensor, nrow: int = 10, title: str | None = None) -> None:
-    """Draw a grid of model-range images (B, C, H, W) on a matplotlib axis."""
-    ax.imshow(image_grid(images, nrow=nrow).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+def show_images(ax, images: torch.Tensor, nrow: int = 10, title: str | None = None,
+                col_labels: list[str] | None = None, row_labels: list[str] | None = None, padding: int = 2) -> None:
+    """Draw a grid of model-range images (B, C, H, W) on a matplotlib axis, optionally labelling columns and rows."""
+    ax.imshow(image_grid(images, nrow=nrow, padding=padding).numpy(), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
     ax.set_axis_off()
+    cell_h, cell_w = images.shape[-2] + padding, images.shape[-1] + padding
+    for j, label in enumerate(col_labels or []):
+        ax.text(padding + j * cell_w + cell_w / 2 - 1, -1, label, ha="center", va="bottom", fontsize=8)
+    for i, label in enumerate(row_labels or []):
+        ax.text(-2, padding + i * cell_h + cell_h / 2 - 1, label, ha="right", va="center", fontsize=8)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, pad=14 if col_labels else 6)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (6.0, 4.0), **kwargs):

@@ -79,3 +79,9 @@ def test_run_writes_figures(tmp_path):
     result = run(tmp_path, quick=True)
     for f in result["files"]:
         assert f.exists() and f.stat().st_size > 1000
+
+
+def test_schedule_from_alpha_bar_refuses_a_missing_alpha_bar_0():
+    from diffusion_lessons.lesson02_schedules import schedule_from_alpha_bar
+    with pytest.raises(ValueError, match="alpha_bar_0 = 1"):
+        schedule_from_alpha_bar(torch.tensor([0.9, 0.5, 0.1]), "shifted")
