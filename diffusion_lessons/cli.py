@@ -6,6 +6,7 @@
 
     diffusion-lessons train --preset small --dataset auto --out runs/NAME [--device D] [--resume]
     diffusion-lessons sample --checkpoint PATH --digits 0123456789 --per-digit N --out FILE(.png|.npz)
+    diffusion-lessons evaluate --samples FILE.npz [--json OUT.json]   (or --checkpoint PATH)
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ import time
 from pathlib import Path
 
 from . import LESSONS
-
-#: the guidance weight the sample command uses by default (chosen in lesson 08's chapter)
-DEFAULT_GUIDANCE = 0.0
 
 
 def parse_lessons(spec: str) -> list[int]:
@@ -95,7 +93,11 @@ def cmd_sample(args) -> None:
     from .lesson05_training import load_trained, resolve_device
     from .lesson06_sampling import digit_labels, sample, save_samples
 
-    model, schedule, _ = load_trained(args.checkpoint, device=str(resolve_device(args.device)))
+    from .lesson05_training import CheckpointError
+    try:
+        model, schedule, _ = load_trained(args.checkpoint, device=str(resolve_device(args.device)))
+    except CheckpointError as err:
+        raise SystemExit(str(err)) from None
     labels = digit_labels(args.digits, args.per_digit)
     if args.guidance:
         from .lesson08_guidance import GuidedModel
@@ -108,7 +110,21 @@ def cmd_sample(args) -> None:
           f"({args.sampler}, {schedule.T if args.sampler == 'ddpm' else args.steps} steps, guidance {args.guidance}, seed {args.seed}).")
 
 
+def cmd_evaluate(args) -> None:
+    from .lesson05_training import CheckpointError
+    from .lesson07_evaluation import EvaluationError, evaluate_command
+    from .lesson08_guidance import GuidedModel
+
+    try:
+        evaluate_command(args, guide=GuidedModel)
+    except (EvaluationError, CheckpointError, FileNotFoundError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .lesson07_evaluation import add_evaluate_arguments
+    from .lesson08_guidance import RECOMMENDED_W
+
     parser = argparse.ArgumentParser(prog="diffusion-lessons", description="Learn diffusion models by building one.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -142,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="checkpoints/small.pt")
     p.add_argument("--digits", default="0123456789")
     p.add_argument("--per-digit", type=int, default=10)
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="classifier-free guidance weight w (lesson 08)")
+    p.add_argument("--guidance", type=float, default=RECOMMENDED_W,
+                   help=f"classifier-free guidance weight w (lesson 08; default {RECOMMENDED_W:g}, 0 = none)")
     p.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim"])
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses all T)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 like DDPM")
@@ -150,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (arrays)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="score samples (or a checkpoint) with the classifier, a Fréchet distance and CLIP (lesson 07)")
+    add_evaluate_arguments(p)
+    p.set_defaults(func=cmd_evaluate, guidance=RECOMMENDED_W)
     return parser
 
 

@@ -15,6 +15,8 @@ The weights we sample with are an exponential moving average (EMA) of the traine
     theta_ema <- d * theta_ema + (1 - d) * theta                                                   (eq. 5.3)
 
 The learning rate warms up linearly for ``warmup`` steps, then decays along a cosine to 0 (eq. 5.4).
+Optionally (Hang et al. 2023, "Min-SNR") each image's loss is weighted so that nearly clean, easy
+steps do not dominate:  w(t) = min(SNR(t), gamma) / SNR(t)                                       (eq. 5.5)
 
 Builds on: lesson02_schedules (make_schedule, Schedule), lesson01_forward_noise (q_sample),
 lesson04_unet (UNet, UNetConfig, UNET_PRESETS, count_parameters), data (load_digits), plotting.
@@ -63,6 +65,8 @@ class TrainConfig:
     p_uncond: float = 0.1          # label dropout to ∅ (lesson 08)
     sample_every: int = 1000       # EMA snapshots for the quality-over-training grid
     checkpoint_every: int = 500
+    min_snr_gamma: float | None = None  # loss weight min(SNR, gamma) / SNR (eq. 5.5); None: plain L_simple
+    precision: str = "auto"        # auto | fp32 | bf16 (autocast; auto = bf16 where the CPU/GPU supports it)
     seed: int = 0
     threads: int = 2               # CPU threads (a laptop has 2 to 8 real cores)
 
@@ -74,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"p_uncond must lie in [0, 1); got {self.p_uncond}. The course uses 0.1.")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}.")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16; got {self.precision!r}.")
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -112,15 +118,20 @@ def drop_labels(labels: torch.Tensor, p_uncond: float, null_class: int,
 
 
 def diffusion_loss(model: UNet, x0: torch.Tensor, labels: torch.Tensor, schedule: Schedule,
-                   p_uncond: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """L_simple (eq. 5.2) on one batch x0 (B, C, H, W) in [-1, 1] with labels (B,)."""
+                   p_uncond: float = 0.1, generator: torch.Generator | None = None,
+                   min_snr_gamma: float | None = None) -> torch.Tensor:
+    """L_simple (eq. 5.2) on one batch x0 (B, C, H, W) in [-1, 1] with labels (B,), optionally Min-SNR weighted."""
     B = x0.shape[0]
     t = torch.randint(1, schedule.T + 1, (B,), generator=generator).to(x0.device)       # t ~ U{1..T}
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)                      # eps ~ N(0, I)
     xt = q_sample(x0, t, schedule, eps=eps)                                              # eq. 5.1
     labels = drop_labels(labels, p_uncond, model.config.num_classes, generator)         # y or ∅
     eps_pred = model(xt, t, labels)                                                      # (B, C, H, W)
-    return torch.mean((eps - eps_pred) ** 2)                                             # eq. 5.2
+    mse = ((eps - eps_pred.float()) ** 2).mean(dim=(1, 2, 3))                            # (B,) eq. 5.2 per image
+    if min_snr_gamma is None:
+        return mse.mean()
+    snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t].to(mse)                     # (B,) eq. 2.5
+    return (snr.clamp(max=min_snr_gamma) / snr * mse).mean()                             # eq. 5.5
 
 
 @torch.no_grad()
@@ -198,6 +209,15 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to train under bf16 autocast: asked for, or ``auto`` on hardware with fast bf16 (AVX512-BF16, AMX, CUDA)."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
     """Which examples make batch ``step``: a fresh shuffle each epoch, fixed by (seed, epoch), so resuming is exact."""
     per_epoch = n // batch_size
@@ -244,8 +264,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, device: st
                 "rng": gen.get_state(), "step": step, "losses": losses, "seconds": seconds,
                 "config": config_to_dict(cfg), "params": count_parameters(model)}
 
-    print(f"Training {count_parameters(model):,} parameters on {dev} for {cfg.steps} steps "
-          f"(batch {cfg.batch_size}, {cfg.threads} threads); checkpoints in {out}/")
+    bf16 = use_bf16(cfg.precision, dev)
+    print(f"Training {count_parameters(model):,} parameters on {dev} for {cfg.steps} steps (batch {cfg.batch_size}, "
+          f"{'bf16 autocast' if bf16 else 'fp32'}, {cfg.threads} threads); checkpoints in {out}/")
     stopped, last_good = "finished", None
     bar = tqdm(total=cfg.steps, initial=step, disable=None if progress else True, desc="train", unit="step")
     old_handler = signal.getsignal(signal.SIGINT)
@@ -255,7 +276,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, device: st
             idx = batch_indices(step, len(x0_all), cfg.batch_size, cfg.seed)
             for group in opt.param_groups:
                 group["lr"] = learning_rate(step, cfg)
-            loss = diffusion_loss(model, x0_all[idx], labels_all[idx], schedule, cfg.p_uncond, gen)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = diffusion_loss(model, x0_all[idx], labels_all[idx], schedule, cfg.p_uncond, gen, cfg.min_snr_gamma)
             if not torch.isfinite(loss):
                 stopped = f"loss became {loss.item()} at step {step}"
                 break
