@@ -3,6 +3,7 @@
     diffusion-lessons list                 the lessons and their chapters
     diffusion-lessons run N [--out DIR]    run lesson N as a learner would (prints, writes figures)
     diffusion-lessons figures              regenerate every figure of the docs site in docs/figures/
+    diffusion-lessons tour [--lessons 1-4] run the lessons in order: figures and a summary in tour-output/
 
     diffusion-lessons train --preset small --dataset auto --out runs/NAME [--device D] [--resume]
     diffusion-lessons sample --checkpoint PATH --digits 0123456789 --per-digit N --out FILE(.png|.npz)
@@ -87,6 +88,13 @@ def cmd_train(args) -> None:
         raise SystemExit(1)
 
 
+def cmd_export(args) -> None:
+    from .lesson05_training import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.out)
+    print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB): EMA weights and config, ready for `diffusion-lessons sample`.")
+
+
 def cmd_sample(args) -> None:
     import torch
 
@@ -108,6 +116,12 @@ def cmd_sample(args) -> None:
     path = save_samples(args.out, x.cpu(), labels, nrow=args.per_digit)
     print(f"Wrote {len(labels)} samples to {path} in {time.perf_counter() - start:.1f} s "
           f"({args.sampler}, {schedule.T if args.sampler == 'ddpm' else args.steps} steps, guidance {args.guidance}, seed {args.seed}).")
+
+
+def cmd_tour(args) -> None:
+    from .tour import tour
+
+    tour(args.out, args.lessons, quick=args.quick)
 
 
 def cmd_evaluate(args) -> None:
@@ -137,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller settings, for a fast check")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("tour", help="run every lesson in order and write a summary (the README's main job)")
+    p.add_argument("--out", default="tour-output", help="folder for figures and summary (default: tour-output)")
+    p.add_argument("--lessons", default="all", help="which lessons, e.g. 1-4 (default: all)")
+    p.add_argument("--quick", action="store_true", help="reduced settings (the test suite uses this)")
+    p.set_defaults(func=cmd_tour)
+
     p = sub.add_parser("figures", help="regenerate the docs figures (docs/figures) deterministically")
     p.add_argument("--lessons", default="all", help="which lessons (default: all)")
     p.add_argument("--out", default=str(Path("docs") / "figures"))
@@ -153,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the preset's)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="shrink a run's checkpoint to what sampling needs (EMA weights + config)")
+    p.add_argument("checkpoint", help="a run's checkpoint.pt")
+    p.add_argument("out", help="where to write the exported file, e.g. checkpoints/mine.pt")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sample", help="draw digits from a checkpoint (lesson 06)")
     p.add_argument("--checkpoint", default="checkpoints/small.pt")

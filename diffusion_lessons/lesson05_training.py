@@ -186,6 +186,13 @@ def load_checkpoint(path: str | Path, expect: TrainConfig | None = None) -> dict
     return state
 
 
+def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Keep only what sampling needs (EMA weights, config, loss history): a file a quarter the size, for sharing."""
+    state = load_checkpoint(src)
+    keep = {k: state[k] for k in ("ema", "config", "step", "losses", "seconds", "params") if k in state}
+    return save_checkpoint(dst, {**keep, "exported_from": str(src)})
+
+
 def load_trained(path: str | Path, device: str = "cpu", ema: bool = True) -> tuple[UNet, Schedule, TrainConfig]:
     """The trained model (EMA weights by default) in eval mode, its schedule and its config."""
     state = load_checkpoint(path)
@@ -254,6 +261,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, device: st
     ckpt = out / "checkpoint.pt"
     if resume:
         state = load_checkpoint(ckpt, expect=cfg)
+        if "optimizer" not in state:
+            raise CheckpointError(f"{ckpt} was exported for sampling (EMA weights only) and cannot be resumed; "
+                                  "resume from the run folder's own checkpoint.pt.")
         model.load_state_dict(state["model"]); ema.load_state_dict(state["ema"])  # noqa: E702
         opt.load_state_dict(state["optimizer"]); gen.set_state(state["rng"])      # noqa: E702
         step, losses, seconds = state["step"], list(state["losses"]), state["seconds"]
@@ -294,7 +304,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, device: st
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 last_good = save_checkpoint(ckpt, snapshot())
             if step % cfg.sample_every == 0 or step == cfg.steps:
-                save_checkpoint(out / "snapshots" / f"ema_{step:06d}.pt", {"ema": ema.state_dict(), "step": step})
+                save_checkpoint(out / "snapshots" / f"ema_{step:06d}.pt",
+                                {"ema": ema.state_dict(), "step": step, "seconds": seconds, "config": config_to_dict(cfg)})
                 if callback is not None:
                     callback(step, ema.eval())
     except KeyboardInterrupt:

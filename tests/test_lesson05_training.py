@@ -131,3 +131,16 @@ def test_invalid_config_is_refused():
         TrainConfig(p_uncond=1.5)
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+
+
+def test_export_keeps_what_sampling_needs_and_refuses_resume(tmp_path):
+    from diffusion_lessons.lesson05_training import export_checkpoint
+    train(dataclasses.replace(FAST, steps=4), tmp_path / "run", progress=False)
+    small = export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "run2" / "checkpoint.pt")
+    assert small.stat().st_size < (tmp_path / "run" / "checkpoint.pt").stat().st_size / 2
+    a, _, _ = load_trained(tmp_path / "run" / "checkpoint.pt")
+    b, _, _ = load_trained(small)
+    x, t, y = torch.randn(2, 1, 28, 28), torch.tensor([5, 500]), torch.tensor([1, 2])
+    torch.testing.assert_close(a(x, t, y), b(x, t, y))
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        train(dataclasses.replace(FAST, steps=8), tmp_path / "run2", resume=True, progress=False)
