@@ -230,10 +230,10 @@ def schedule_arrays(impl):
         _expect_close(sch.beta[0], 0.0, "beta[0]")
         _expect_close(sch.beta[1:], beta, "beta[1:] (the betas you were given)")
         _expect_close(sch.alpha, 1 - sch.beta, "alpha", diagnoses={"beta (alpha is 1 - beta)": sch.beta})
-        expected = torch.cumprod(1 - torch.cat([torch.zeros(1, dtype=torch.float64), beta]), 0)
-        _expect_close(sch.alpha_bar, expected, "alpha_bar", rtol=1e-9, diagnoses={
-            "the cumulative SUM of alpha (alpha_bar is a product)": torch.cumsum(1 - torch.cat([torch.zeros(1, dtype=torch.float64), beta]), 0),
-            "the cumulative product of beta (alpha_bar multiplies the alphas)": torch.cumprod(torch.cat([torch.ones(1, dtype=torch.float64), beta]), 0)})
+        alpha = 1 - torch.cat([torch.zeros(1, dtype=torch.float64), beta])  # (T+1,)
+        _expect_close(sch.alpha_bar, torch.cumprod(alpha, 0), "alpha_bar", rtol=1e-9, diagnoses={
+            "the cumulative SUM of alpha (alpha_bar is a product)": torch.cumsum(alpha, 0),
+            "the cumulative product of beta (alpha_bar multiplies the alphas)": torch.cumprod(1 - alpha + (alpha == 1), 0)})
     check()
 
 
@@ -260,7 +260,8 @@ def q_sample_zero_noise(impl):
         x0 = torch.rand((B, C, H, W), generator=_generator(seed), dtype=dtype) * 2 - 1
         t = torch.tensor(steps[:B])
         xt = impl.q_sample(x0, t, sch, eps=torch.zeros_like(x0))
-        assert torch.is_tensor(xt) and xt.shape == x0.shape, f"q_sample returned {_show(xt)}; expected shape {tuple(x0.shape)}, the shape of x0"
+        assert torch.is_tensor(xt) and xt.shape == x0.shape, (
+            f"q_sample returned {_show(xt)}; expected shape {tuple(x0.shape)}, the shape of x0")
         assert xt.dtype == dtype, f"q_sample turned {dtype} images into {xt.dtype}; cast alpha_bar[t] to x0.dtype"
         ab = sch.alpha_bar[t].view(B, 1, 1, 1)
         ab_prev = sch.alpha_bar[t - 1].view(B, 1, 1, 1)   # what the off-by-one bug reads (t = 0 wraps to ᾱ_T)
@@ -309,12 +310,15 @@ def q_sample_draws_noise(impl):
         b = impl.q_sample(x0, t, sch, generator=_generator(seed))
         c = impl.q_sample(x0, t, sch, generator=_generator(seed + 1))
         assert torch.equal(a, b), "the same generator seed gave two different x_t: draw eps with the generator argument"
-        assert not torch.equal(a, c), "two different generator seeds gave the same x_t: is eps drawn at all?"
         std, mean = a.std().item(), a.mean().item()
         want = (1 - sch.alpha_bar[t].item()) ** 0.5
+        assert std > 0, (f"x_t for x0 = 0 at t = {t} has no noise at all; eq. 1.2 says its standard deviation is sqrt(1 - ᾱ_t) = "
+                         f"{want:.3f}" + (" (alpha_bar[t-1] at t = 1 is ᾱ_0 = 1: off by one)" if t == 1 else ""))
+        assert not torch.equal(a, c), "two different generator seeds gave the same x_t: is eps drawn from the generator?"
         assert abs(mean) < 0.1 * want, (f"x_t = sqrt(1 - ᾱ_t) eps for x0 = 0 should average 0; its mean is {mean:.3f} "
                                         f"(t = {t}): is eps drawn from rand instead of randn?")
-        assert abs(std - want) < 0.1 * want, f"x_t for x0 = 0 has standard deviation {std:.3f} at t = {t}; eq. 1.2 says sqrt(1 - ᾱ_t) = {want:.3f}"
+        assert abs(std - want) < 0.1 * want, (
+            f"x_t for x0 = 0 has standard deviation {std:.3f} at t = {t}; eq. 1.2 says sqrt(1 - ᾱ_t) = {want:.3f}")
     check()
 
 
@@ -348,9 +352,10 @@ def forward_step_moments(impl):
         assert diff.std().item() < 1e-5, ("forward_step gave different noise for the same generator seed: draw eps with "
                                           "torch.randn(x_prev.shape, generator=generator)")
         _expect_close(diff.mean(), math.sqrt(1 - b) * shift,
-                      f"forward_step(x + {shift}) - forward_step(x) (same seed, t = {t}, beta_t = {b}): the weight of x_{{t-1}} times {shift}",
-                      atol=1e-5, diagnoses={"(1 - beta_t) times the shift: the square root is missing": (1 - b) * shift,
-                                            "sqrt(1 - beta[t-1]) times the shift: off by one": math.sqrt(1 - sch.beta[t - 1].item()) * shift})
+                      f"forward_step(x + {shift}) - forward_step(x) (same seed, t = {t}, beta_t = {b}): "
+                      f"the weight of x_{{t-1}} times {shift}", atol=1e-5,
+                      diagnoses={"(1 - beta_t) times the shift: the square root is missing": (1 - b) * shift,
+                                 "sqrt(1 - beta[t-1]) times the shift: off by one": math.sqrt(1 - sch.beta[t - 1].item()) * shift})
         std = a.std().item()
         note = ""
         if abs(std - b) < 0.1 * b:
@@ -508,7 +513,8 @@ def linear_rejects(impl):
       uses=("cosine_schedule",))
 def cosine_rejects(impl):
     for args, kwargs in (((0,), {}), ((2.5,), {}), ((10,), {"s": -1.0})):
-        _expect_raises(lambda: impl.cosine_schedule(*args, **kwargs), f"cosine_schedule({args[0]}, {kwargs or ''})", (ValueError, TypeError))
+        _expect_raises(lambda: impl.cosine_schedule(*args, **kwargs), f"cosine_schedule({args[0]}, {kwargs or ''})",
+                       (ValueError, TypeError))
 
 
 @prop(2, "log_snr: log(ᾱ_t / (1 - ᾱ_t)) for t = 1..T, shape (T,), strictly decreasing (eq. 2.5)",
@@ -551,11 +557,14 @@ def embedding_shape_range(impl):
     def check(steps, half):
         dim = 2 * half
         pe = _as_tensor(impl.sinusoidal_embedding(torch.tensor(steps), dim), "sinusoidal_embedding(t, dim)")
-        assert pe.shape == (len(steps), dim), f"sinusoidal_embedding of {len(steps)} steps with dim = {dim} has shape {tuple(pe.shape)}; expected ({len(steps)}, {dim})"
+        assert pe.shape == (len(steps), dim), (
+            f"sinusoidal_embedding of {len(steps)} steps with dim = {dim} has shape {tuple(pe.shape)}; "
+            f"expected ({len(steps)}, {dim})")
         assert pe.dtype == torch.float32, f"the embedding is {pe.dtype}; make it float32 (t.float() before multiplying)"
         assert torch.isfinite(pe).all() and pe.abs().max() <= 1.0, f"values must lie in [-1, 1] (sines and cosines); got {_show(pe)}"
         one = _as_tensor(impl.sinusoidal_embedding(steps[0], dim), "sinusoidal_embedding(an int, dim)")
-        assert one.shape == (1, dim), f"sinusoidal_embedding({steps[0]}, {dim}) (a python int) has shape {tuple(one.shape)}; expected (1, {dim})"
+        assert one.shape == (1, dim), (
+            f"sinusoidal_embedding({steps[0]}, {dim}) (a python int) has shape {tuple(one.shape)}; expected (1, {dim})")
     check()
 
 
@@ -591,7 +600,8 @@ def embedding_distinct(impl):
         pe = _as_tensor(impl.sinusoidal_embedding(torch.arange(0, 1001), dim), "sinusoidal_embedding").double()
         dist = torch.cdist(pe, pe) + torch.eye(1001, dtype=torch.float64) * 10
         i, j = divmod(int(dist.argmin()), 1001)
-        assert dist.min() > 1e-2, f"with dim = {dim}, t = {i} and t = {j} get (almost) the same embedding (distance {dist.min().item():.2g})"
+        assert dist.min() > 1e-2, (
+            f"with dim = {dim}, t = {i} and t = {j} get (almost) the same embedding (distance {dist.min().item():.2g})")
 
 
 @prop(3, "sinusoidal_embedding: neighbouring steps are more alike (cosine similarity) than steps T/2 apart",
@@ -603,7 +613,8 @@ def embedding_nearby_similar(impl):
         pe = _as_tensor(impl.sinusoidal_embedding(torch.tensor([t, t + 1, t + 500]), dim), "sinusoidal_embedding").double()
         unit = pe / pe.norm(dim=1, keepdim=True)
         near, far = (unit[0] @ unit[1]).item(), (unit[0] @ unit[2]).item()
-        assert near > far, f"dim = {dim}: cos-sim(PE({t}), PE({t + 1})) = {near:.3f} is not above cos-sim(PE({t}), PE({t + 500})) = {far:.3f}"
+        assert near > far, (
+            f"dim = {dim}: cos-sim(PE({t}), PE({t + 1})) = {near:.3f} is not above cos-sim(PE({t}), PE({t + 500})) = {far:.3f}")
     check()
 
 
@@ -626,14 +637,17 @@ def class_embedding_null_row(impl):
     def check(K, dim, labels):
         torch.manual_seed(0)
         emb = impl.ClassEmbedding(K, dim)
-        assert getattr(emb, "null_class", None) == K, f"ClassEmbedding({K}, {dim}).null_class is {getattr(emb, 'null_class', None)!r}; expected {K} (= num_classes)"
+        assert getattr(emb, "null_class", None) == K, (
+            f"ClassEmbedding({K}, {dim}).null_class is {getattr(emb, 'null_class', None)!r}; expected {K} (= num_classes)")
         y = torch.tensor([min(v, K) for v in labels])
         out = _as_tensor(emb(y), "ClassEmbedding(...)(labels)")
-        assert out.shape == (len(y), dim), f"ClassEmbedding({K}, {dim}) of {len(y)} labels has shape {tuple(out.shape)}; expected ({len(y)}, {dim})"
+        assert out.shape == (len(y), dim), (
+            f"ClassEmbedding({K}, {dim}) of {len(y)} labels has shape {tuple(out.shape)}; expected ({len(y)}, {dim})")
         rows = emb(torch.arange(K + 1))  # every class and ∅
         assert rows.shape == (K + 1, dim)
         for i, j in itertools.combinations(range(K + 1), 2):
-            assert not torch.allclose(rows[i], rows[j]), f"labels {i} and {j} get the same vector; each class (and ∅ = {K}) needs its own row"
+            assert not torch.allclose(rows[i], rows[j]), (
+                f"labels {i} and {j} get the same vector; each class (and ∅ = {K}) needs its own row")
         for i, label in enumerate(y.tolist()):
             assert torch.equal(out[i], rows[label]), "the same label must always give the same vector (a table lookup)"
     check()
@@ -668,7 +682,8 @@ def resblock_shape(impl):
         torch.manual_seed(0)
         block = impl.ResBlock(c_in, c_out, 16, 4)
         out = _as_tensor(block(torch.randn(B, c_in, H, W), torch.randn(B, 16), torch.randn(B, 16)), "ResBlock(...)(x, e_t, e_y)")
-        assert out.shape == (B, c_out, H, W), (f"ResBlock({c_in}, {c_out}, 16, 4) turned x of shape {(B, c_in, H, W)} into {tuple(out.shape)}; "
+        assert out.shape == (B, c_out, H, W), (f"ResBlock({c_in}, {c_out}, 16, 4) turned x of shape {(B, c_in, H, W)} "
+                                               f"into {tuple(out.shape)}; "
                                                f"expected {(B, c_out, H, W)}")
     check()
 
@@ -772,7 +787,8 @@ def unet_gradients(impl):
         out = model(xt, t, labels)
         torch.nn.functional.mse_loss(out, torch.randn(out.shape, generator=_generator(5))).backward()
         dead = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().max() > 0]
-        assert not dead, f"with channels {config.channels}, blocks_per_level {config.blocks_per_level}: no gradient reaches {', '.join(dead[:6])}"
+        assert not dead, (
+            f"with channels {config.channels}, blocks_per_level {config.blocks_per_level}: no gradient reaches {', '.join(dead[:6])}")
 
 
 # ---------------------------------------------------------------------------
@@ -793,13 +809,15 @@ class _NoiseOracle(torch.nn.Module):
 
     def forward(self, xt, t, labels):
         B, T = len(self.x0), self.schedule.T
-        assert torch.is_tensor(xt) and xt.shape == self.x0.shape, f"the model got x_t {_show(xt)}; expected the shape of x0, {tuple(self.x0.shape)}"
+        assert torch.is_tensor(xt) and xt.shape == self.x0.shape, (
+            f"the model got x_t {_show(xt)}; expected the shape of x0, {tuple(self.x0.shape)}")
         assert torch.is_tensor(t) and t.shape == (B,) and not t.is_floating_point(), (
             f"the model got t = {_show(t)}; pass a ({B},) integer tensor, one step per image")
         assert 1 <= t.min().item() and t.max().item() <= T, (
             f"the model got t from {t.min().item()} to {t.max().item()}; training steps are t = 1..T = 1..{T} "
             "(torch.randint(1, T + 1, ...): t = 0 has no noise to predict)")
-        assert torch.is_tensor(labels) and labels.shape == (B,), f"the model got labels {labels!r:.60}; pass the ({B},) labels (after dropout)"
+        assert torch.is_tensor(labels) and labels.shape == (B,), (
+            f"the model got labels {labels!r:.60}; pass the ({B},) labels (after dropout)")
         ab = self.schedule.alpha_bar[t].to(xt.dtype).view(-1, 1, 1, 1)
         eps = (xt - ab.sqrt() * self.x0.to(xt.dtype)) / (1 - ab).sqrt()   # eq. 1.3 solved for eps
         self.calls.append({"t": t.detach().clone(), "labels": labels.detach().clone(), "eps": eps.detach().clone()})
@@ -848,7 +866,8 @@ def loss_is_mse(impl):
     model, x0, labels, sch = _loss_setup(B=8, offset=offset)
     loss = _as_tensor(impl.diffusion_loss(model, x0, labels, sch, 0.0, _generator(0)), "diffusion_loss(...)").reshape(-1)
     assert loss.numel() == 1, f"the loss has shape {tuple(loss.shape)}; return the mean, one number"
-    _expect_close(loss[0], expected, "the loss when eps_pred = eps + e for a known error e (so the MSE is mean(e²))", rtol=1e-4, diagnoses={
+    _expect_close(loss[0], expected, "the loss when eps_pred = eps + e for a known error e (so the MSE is mean(e²))",
+                  rtol=1e-4, diagnoses={
         "the SUM of squares over everything (use the mean)": expected * x0.numel(),
         "the sum over pixels, mean over images (use the mean over pixels too)": expected * 16,
         "the mean absolute error (square the differences)": offset.abs().mean().item(),
@@ -882,7 +901,8 @@ def loss_noise_standard_normal(impl):
     assert model.calls, "diffusion_loss never called the model"
     eps = model.calls[0]["eps"]
     mean, std = eps.mean().item(), eps.std().item()
-    assert abs(mean) < 0.08 and abs(std - 1) < 0.08, f"the noise in x_t has mean {mean:.3f} and standard deviation {std:.3f}; eps ~ N(0, I) has 0 and 1"
+    assert abs(mean) < 0.08 and abs(std - 1) < 0.08, (
+        f"the noise in x_t has mean {mean:.3f} and standard deviation {std:.3f}; eps ~ N(0, I) has 0 and 1")
 
 
 @prop(5, "diffusion_loss drops labels to ∅ = model.config.num_classes at rate p_uncond and passes the others unchanged",
@@ -988,7 +1008,8 @@ def ema_convex(impl):
         theta = [p.detach().clone() for p in model.parameters()]
         impl.ema_update(ema, model, decay)
         for (name, p_ema), p0, p in zip(ema.named_parameters(), before, theta):
-            _expect_close(p_ema, decay * p0 + (1 - decay) * p, f"the EMA's {name} after ema_update(decay={decay:.4g})", atol=1e-6, diagnoses={
+            _expect_close(p_ema, decay * p0 + (1 - decay) * p, f"the EMA's {name} after ema_update(decay={decay:.4g})",
+                          atol=1e-6, diagnoses={
                 "(1 - d) · theta_ema + d · theta: d and 1 - d are swapped": (1 - decay) * p0 + decay * p,
                 "the EMA unchanged: update the parameters in place": p0})
         for (name, p), p0 in zip(model.named_parameters(), theta):
@@ -1019,7 +1040,8 @@ def lr_schedule(impl):
         assert abs(f(steps)) < 1e-6 * lr, f"learning_rate(step=steps={steps}) = {f(steps):.3g}; the decay ends at 0"
         values = [f(step) for step in range(warmup, steps + 1, max(1, (steps - warmup) // 50))]
         assert all(b <= a + 1e-15 for a, b in zip(values, values[1:])), "after the warm-up the learning rate must never rise"
-        assert all(0 <= v <= lr * (1 + 1e-9) for v in values), f"the learning rate must stay in [0, lr]; got {min(values):.3g} .. {max(values):.3g}"
+        assert all(0 <= v <= lr * (1 + 1e-9) for v in values), (
+            f"the learning rate must stay in [0, lr]; got {min(values):.3g} .. {max(values):.3g}")
     check()
 
 
@@ -1029,8 +1051,8 @@ def lr_schedule(impl):
 
 _HINT_REVERSE = ("Eq. 6.1: x0_pred = (x_t - sqrt(1 - ᾱ_t) eps_pred) / sqrt(ᾱ_t). Eq. 6.2: sigma = eta * sqrt((1 - ᾱ_s) / "
                  "(1 - ᾱ_t) * (1 - ᾱ_t / ᾱ_s)). Eq. 6.3: x_s = sqrt(ᾱ_s) x0_pred + sqrt(1 - ᾱ_s - sigma²) eps_pred + sigma z, "
-                 "z = torch.randn(xt.shape, generator=generator). Use alpha_bar[s] for the step you move to (s may be "
-                 "any step below t, not only t - 1).")
+                 "z = torch.randn(xt.shape, generator=generator). alpha_bar[t] is ᾱ_t (arrays have length T+1), not "
+                 "alpha_bar[t-1]; use alpha_bar[s] for the step you move to (s may be any step below t, not only t - 1).")
 
 
 def _reverse_case(name, T, t, s, seed, shape=(2, 1, 3, 3)):
@@ -1086,7 +1108,8 @@ def ddim_lands_on_q_sample(impl):
                                  "x_t itself: the step does not move": xt,
                                  "sqrt(ᾱ_s) x0_pred - sqrt(1 - ᾱ_s) eps: the sign of the noise term is wrong":
                                      sch.alpha_bar[s].sqrt() * x0 - (1 - sch.alpha_bar[s]).sqrt() * eps,
-                                 "sqrt(ᾱ_s) x0_pred alone: the noise term sqrt(1 - ᾱ_s - σ²) eps_pred is missing": sch.alpha_bar[s].sqrt() * x0})
+                                 "sqrt(ᾱ_s) x0_pred alone: the noise term sqrt(1 - ᾱ_s - σ²) eps_pred is missing":
+                                     sch.alpha_bar[s].sqrt() * x0})
     check()
 
 
@@ -1139,7 +1162,8 @@ def ddpm_step(impl):
             note = ": that is sqrt(beta_t), DDPM's other choice; eq. 6.2 with eta = 1 gives β̃_t"
         elif std < 1e-12:
             note = ": no noise was added at all"
-        assert abs(std - sigma) < 0.1 * sigma, f"the noise added at t = {t} has standard deviation {std:.3g}; DDPM's sigma_t = sqrt(β̃_t) = {sigma:.3g}{note}"
+        assert abs(std - sigma) < 0.1 * sigma, (
+            f"the noise added at t = {t} has standard deviation {std:.3g}; DDPM's sigma_t = sqrt(β̃_t) = {sigma:.3g}{note}")
         assert abs(mean) < 6 * sigma / 64, f"the noise added at t = {t} has mean {mean:.3g}; z ~ N(0, I) has mean 0"
     check()
 
@@ -1157,7 +1181,8 @@ def clip_recomputes_eps(impl):
         sch = make_schedule("linear", 100)
         s = t // 2
         g = _generator(seed)
-        xt, eps = 3 * torch.randn((2, 1, 4, 4), generator=g, dtype=torch.float64), 3 * torch.randn((2, 1, 4, 4), generator=g, dtype=torch.float64)
+        xt = 3 * torch.randn((2, 1, 4, 4), generator=g, dtype=torch.float64)    # wild inputs, so that x0_pred leaves [-1, 1]
+        eps = 3 * torch.randn((2, 1, 4, 4), generator=g, dtype=torch.float64)
         ab_t, ab_s = sch.alpha_bar[t].item(), sch.alpha_bar[s].item()
         raw = (xt - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
         x_s, x0_pred = _two_tensors(impl.reverse_step(xt, eps, t, s, sch, eta=0.0, clip_x0=True), "reverse_step(clip_x0=True)")
@@ -1168,7 +1193,8 @@ def clip_recomputes_eps(impl):
                       diagnoses={"the step with the clipped x0_pred but the OLD eps_pred: recompute eps_pred after clipping":
                                  ab_s ** 0.5 * clipped + (1 - ab_s) ** 0.5 * eps})
         _, x0_free = _two_tensors(impl.reverse_step(xt, eps, t, s, sch, eta=0.0, clip_x0=False), "reverse_step(clip_x0=False)")
-        _expect_close(x0_free, raw, f"x0_pred with clip_x0=False (t={t})", atol=1e-6, diagnoses={"the clipped x0_pred: clip only when clip_x0 is true": clipped})
+        _expect_close(x0_free, raw, f"x0_pred with clip_x0=False (t={t})", atol=1e-6,
+                      diagnoses={"the clipped x0_pred: clip only when clip_x0 is true": clipped})
     check()
 
 
@@ -1183,7 +1209,8 @@ def sampling_timesteps_property(impl):
         steps = data.draw(st.integers(1, T), label="steps")
         ts = list(impl.sampling_timesteps(T, steps))
         assert ts and ts[0] == T, f"sampling_timesteps({T}, {steps}) starts at {ts[:1]}; it must start at T = {T}"
-        assert ts == sorted(set(ts), reverse=True), f"sampling_timesteps({T}, {steps}) must be strictly descending and distinct; got {ts[:8]}..."
+        assert ts == sorted(set(ts), reverse=True), (
+            f"sampling_timesteps({T}, {steps}) must be strictly descending and distinct; got {ts[:8]}...")
         assert ts[-1] >= 1, f"sampling_timesteps({T}, {steps}) ends at {ts[-1]}; the last step to take is >= 1 (t = 0 is the clean image)"
         assert len(ts) == steps, f"sampling_timesteps({T}, {steps}) has {len(ts)} steps; expected {steps}"
     check()
@@ -1243,9 +1270,10 @@ def fd_one_dimension(impl):
         got = _fd(impl, t([m1]), t([[s1]]), t([m2]), t([[s2]]))
         want = (m1 - m2) ** 2 + (s1 ** 0.5 - s2 ** 0.5) ** 2
         note = ""
-        if abs(got - ((m1 - m2) ** 2 + s1 + s2 - 2 * s1 * s2)) < 1e-6 * (1 + abs(got)) and abs(got - want) > 1e-6:
+        if abs(got - max(0.0, (m1 - m2) ** 2 + s1 + s2 - 2 * s1 * s2)) < 1e-6 * (1 + abs(got)) and abs(got - want) > 1e-6:
             note = " (the square root of Σ1^½ Σ2 Σ1^½ is missing)"
-        assert abs(got - want) <= 1e-6 * (1 + want), f"FD(N({m1:.3g}, {s1:.3g}), N({m2:.3g}, {s2:.3g})) = {got:.6g}; expected {want:.6g}{note}"
+        assert abs(got - want) <= 1e-6 * (1 + want), (
+            f"FD(N({m1:.3g}, {s1:.3g}), N({m2:.3g}, {s2:.3g})) = {got:.6g}; expected {want:.6g}{note}")
     check()
 
 
@@ -1262,7 +1290,8 @@ def fd_diagonal(impl):
             a[0] = 0.0
         want = ((mu1 - mu2) ** 2).sum() + ((a.sqrt() - b.sqrt()) ** 2).sum()
         got = _fd(impl, mu1, torch.diag(a), mu2, torch.diag(b))
-        assert abs(got - want.item()) <= 1e-6 * (1 + want.item()), f"FD with diagonal covariances (D = {D}, singular={singular}) = {got:.6g}; expected {want.item():.6g}"
+        assert abs(got - want.item()) <= 1e-6 * (1 + want.item()), (
+            f"FD with diagonal covariances (D = {D}, singular={singular}) = {got:.6g}; expected {want.item():.6g}")
     check()
 
 
@@ -1353,7 +1382,8 @@ def guidance_w_minus1_unconditional(impl):
     with torch.no_grad():
         _expect_close(impl.guided_eps(model, xt, t, labels, -1.0), model(xt, t, torch.full_like(labels, 7)),
                       "guided_eps(w=-1) (the model has num_classes = 7, so ∅ is label 7)", atol=1e-6, diagnoses={
-                          "eps(x_t, t, label 10): ∅ is model.config.num_classes, not a hard-coded 10": model(xt, t, torch.full_like(labels, 10))})
+                          "eps(x_t, t, label 10): ∅ is model.config.num_classes, not a hard-coded 10":
+                              model(xt, t, torch.full_like(labels, 10))})
 
 
 @prop(8, "guided_eps is affine in w: (1 + w) eps(x_t, t, c) - w eps(x_t, t, ∅) for every w (eq. 8.1)",
@@ -1361,16 +1391,26 @@ def guidance_w_minus1_unconditional(impl):
 def guidance_affine_in_w(impl):
     model = _TwoWayModel()
 
+    candidates = {"(1 + w) eps(∅) - w eps(c): c and ∅ are swapped": lambda w, c, u: (1 + w) * u - w * c,
+                  "w eps(c) + (1 - w) eps(∅): that is diffusers' guidance_scale; our w is the scale minus 1":
+                      lambda w, c, u: w * c + (1 - w) * u}
+
     @_settings(15)
     @given(w=st.floats(-1.0, 10.0), seed=st.integers(0, 100), B=st.integers(1, 4))
     def check(w, seed, B):
         xt, t, labels = _guidance_inputs(B, seed)
         with torch.no_grad():
             cond, uncond = model(xt, t, labels), model(xt, t, torch.full_like(labels, 7))
-            _expect_close(impl.guided_eps(model, xt, t, labels, w), (1 + w) * cond - w * uncond, f"guided_eps(w={w:.4g})", atol=1e-5, rtol=1e-5,
-                          diagnoses={"(1 + w) eps(∅) - w eps(c): c and ∅ are swapped": (1 + w) * uncond - w * cond,
-                                     "w eps(c) + (1 - w) eps(∅): that is diffusers' guidance_scale; our w is the scale minus 1":
-                                         w * cond + (1 - w) * uncond})
+            got = _as_tensor(impl.guided_eps(model, xt, t, labels, w), f"guided_eps(w={w:.4g})")
+            want = (1 + w) * cond - w * uncond
+            if got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-5):
+                return
+            # which known mistake is it? compare at several w, so one lucky w (like 0) cannot mislead
+            for label, formula in candidates.items():
+                if all(torch.allclose(impl.guided_eps(model, xt, t, labels, v).double(), formula(v, cond, uncond).double(),
+                                      atol=1e-5, rtol=1e-5) for v in (w, 0.5, 3.0)):
+                    _expect_close(got, want, f"guided_eps(w={w:.4g})", atol=1e-5, rtol=1e-5, diagnoses={label: got})
+            _expect_close(got, want, f"guided_eps(w={w:.4g})", atol=1e-5, rtol=1e-5)
     check()
 
 
@@ -1408,10 +1448,10 @@ def _where_in(err: BaseException, path: Path) -> str:
     return f" (in {path.name}, line {f.lineno}, in {f.name}: `{(f.line or '').strip()}`)"
 
 
-def load_learner_module(path: Path) -> types.ModuleType:
+def load_learner_module(path: Path, lesson: int | str = "N") -> types.ModuleType:
     """Import the learner's file by path. Raises LoadError with a message that names the problem and the fix."""
     if not path.exists():
-        raise LoadError(f"No file {path}. Get a template with `diffusion-lessons check N --template {path.name}`, "
+        raise LoadError(f"No file {path}. Get a template with `diffusion-lessons check {lesson} --template {path.name}`, "
                         "fill it in, and check that file.")
     if path.is_dir():
         raise LoadError(f"{path} is a folder; name the .py file to check, e.g. {path / 'lesson01_exercise.py'}.")
@@ -1427,7 +1467,8 @@ def load_learner_module(path: Path) -> types.ModuleType:
         line = (err.text or "").rstrip("\n")
         caret = " " * max(0, (err.offset or 1) - 1 - (len(line) - len(line.lstrip()))) + "^"
         raise LoadError(f"{path.name}, line {err.lineno}: {type(err).__name__}: {err.msg}\n    {line.strip()}\n    {caret}\n"
-                        "Fix this line (and look at the one before it: an unclosed bracket shows up one line late), then check again.") from None
+                        "Fix this line (and look at the one before it: an unclosed bracket shows up one line late), "
+                        "then check again.") from None
     name = f"_diffusion_lessons_learner_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -1443,7 +1484,8 @@ def load_learner_module(path: Path) -> types.ModuleType:
                         "The checker imports your file: keep experiments and prints under `if __name__ == \"__main__\":`, "
                         "and check the imports at the top.") from None
     finally:
-        sys.path.remove(str(path.parent))
+        if str(path.parent) in sys.path:
+            sys.path.remove(str(path.parent))
     return module
 
 
@@ -1453,6 +1495,42 @@ def _course_module(exercise: LessonExercises) -> types.ModuleType:
     except Exception as err:
         raise LoadError(f"The course's own module diffusion_lessons.{exercise.module} failed to import ({type(err).__name__}: "
                         f"{err}). This is a problem in the course, not in your file: reinstall diffusion-lessons or report it.") from None
+
+
+def _parameters(obj) -> dict[str, list[str]] | None:
+    """Parameter names (without self): {"": names} for a function, {"__init__": ..., "forward": ...} for a module class."""
+    import inspect
+
+    def names(fn) -> list[str]:
+        found = [q.name for q in inspect.signature(fn).parameters.values()]
+        return found[1:] if found[:1] == ["self"] else found
+    try:
+        if inspect.isclass(obj):
+            return {"__init__": names(obj.__init__), "forward": names(obj.forward)}
+        return {"": names(obj)}
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _signature_problem(name: str, mine, template) -> str | None:
+    """Why ``mine`` cannot be called like the template's ``name`` (the checks call it that way), or None."""
+    want, got = _parameters(template), _parameters(mine)
+    if want is None or got is None:
+        return None
+    for part, wanted in want.items():
+        have = got.get(part, [])
+        if have[:len(wanted)] != wanted:
+            label = f"{name}.{part}" if part else name
+            return (f"your {label} takes ({', '.join(have)}) but the checks call it like the template's {label}({', '.join(wanted)}): "
+                    "keep the template's parameter names and order (extra parameters with defaults may follow)")
+    return None
+
+
+def _template_module(lesson: int) -> types.ModuleType | None:
+    try:
+        return load_learner_module(template_path(lesson))
+    except LoadError:
+        return None
 
 
 def _origin(obj) -> str:
@@ -1486,7 +1564,8 @@ def _falsifying_example(err: BaseException) -> str:
     for note in getattr(err, "__notes__", ()):
         if note.startswith(("Falsifying example", "Failing test case")) and "(" in note:
             body = note.split("(", 1)[1].rsplit(")", 1)[0]
-            parts += [a for a in (re.sub(r"\s*#.*$", "", line).strip().rstrip(",") for line in body.splitlines()) if a]
+            parts += [a for a in (re.sub(r"\s*#.*$", "", line).strip().rstrip(",") for line in body.splitlines())
+                      if a and not a.endswith("=data(...)")]
         elif note.startswith("Draw "):
             parts.append(note.strip())
     return ", ".join(parts)
@@ -1495,10 +1574,14 @@ def _falsifying_example(err: BaseException) -> str:
 _EXCEPTION_GROUP = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+; hypothesis' FlakyFailure is one
 
 
-def _run_property(p: Property, impl: types.SimpleNamespace, owners: dict[str, str], path: Path) -> Result:
+def _run_property(p: Property, impl: types.SimpleNamespace, owners: dict[str, str], path: Path,
+                  signature_problems: dict[str, str] | None = None) -> Result:
     functions = {name: owners[name] for name in p.uses}
     if all(owner == "course" for owner in functions.values()):
         return Result(p.name, p.description, "todo", f"not in your file: write {', '.join(p.uses)} to check this", p.hint, functions)
+    problems = [signature_problems[name] for name in p.uses if name in (signature_problems or {})]
+    if problems:
+        return Result(p.name, p.description, "fail", "\n".join(problems), p.hint, functions)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -1547,8 +1630,8 @@ def _print_report(exercise: LessonExercises, path: Path, owners: dict[str, str],
     print(f"  your file defines: {', '.join(mine) or 'none of ' + ', '.join(owners)}"
           + (f"; not in your file (the course's are used): {', '.join(missing)}" if missing and mine else ""), file=out)
     if imported:
-        print(f"  note: {', '.join(imported)} in your file {'is' if len(imported) == 1 else 'are'} the course's own (imported), not your code",
-              file=out)
+        verb = "is" if len(imported) == 1 else "are"
+        print(f"  note: {', '.join(imported)} in your file {verb} the course's own (imported), not your code", file=out)
     width = min(max(len(r.description) for r in results), 70)
     for r in results:
         status = {"pass": "PASS", "fail": "FAIL", "todo": "TODO"}[r.status]
@@ -1598,18 +1681,21 @@ def run_check(lesson: int, path: str | Path, json_path: str | Path | None = None
         if _HYPOTHESIS_MISSING is not None:
             raise LoadError(f"`diffusion-lessons check` needs the hypothesis package ({_HYPOTHESIS_MISSING}). "
                             "Install it: pip install hypothesis")
-        module = load_learner_module(path)
+        module = load_learner_module(path, lesson)
         owners = {name: (_origin(getattr(module, name)) if hasattr(module, name) else "course") for name in exercise.functions}
         course = _course_module(exercise) if "course" in owners.values() else None
         impl = types.SimpleNamespace(**{name: getattr(module, name) if owners[name] != "course" else getattr(course, name)
                                         for name in exercise.functions})
+        template = _template_module(lesson)
+        signature_problems = {name: problem for name in exercise.functions if owners[name] == "yours" and template is not None
+                              and (problem := _signature_problem(name, getattr(impl, name), getattr(template, name, None)))}
     except (LoadError, ValueError) as err:
         print(f"Cannot check {path.name}: {err}", file=out)
         payload["error"] = str(err)
         if json_path is not None:
             _write_json(json_path, payload)
         return 2
-    results = [_run_property(p, impl, owners, path) for p in exercise.properties]
+    results = [_run_property(p, impl, owners, path, signature_problems) for p in exercise.properties]
     _print_report(exercise, path, owners, results, out)
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "todo")}
     status = 0 if counts["pass"] == len(results) else 1
@@ -1641,7 +1727,8 @@ def copy_template(lesson: int, dest: str | Path | None = None, *, overwrite: boo
     if dest.is_dir():
         dest = dest / src.name
     if dest.suffix != ".py":
-        raise ValueError(f"Name the copy with a .py ending (e.g. {dest.with_suffix('.py').name}) so Python can import it, or give a folder.")
+        raise ValueError(f"Name the copy with a .py ending (e.g. {dest.with_suffix('.py').name}) so Python can import it, "
+                         "or give a folder.")
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists and would be overwritten (your work?). Choose another name, or delete it first.")
     dest.parent.mkdir(parents=True, exist_ok=True)

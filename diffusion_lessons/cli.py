@@ -7,6 +7,7 @@
 
     diffusion-lessons train --preset small --dataset auto --out runs/NAME [--device D] [--resume]
     diffusion-lessons sample --checkpoint PATH --digits 0123456789 --per-digit N --out FILE(.png|.npz)
+    diffusion-lessons check N FILE [--json OUT]   check your exercise solution (--template DEST to get one)
     diffusion-lessons evaluate --samples FILE.npz [--json OUT.json]   (or --checkpoint PATH)
 """
 
@@ -124,6 +125,12 @@ def cmd_tour(args) -> None:
     tour(args.out, args.lessons, quick=args.quick)
 
 
+def cmd_check(args) -> None:
+    from .check import check_command  # imported lazily: it loads torch and hypothesis
+
+    raise SystemExit(check_command(args))
+
+
 def cmd_evaluate(args) -> None:
     from .lesson05_training import CheckpointError
     from .lesson07_evaluation import EvaluationError, evaluate_command
@@ -192,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (arrays)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("check", help="check your solution of a lesson's exercise (autograder: exit status, --json)")
+    p.add_argument("lesson", type=int, help="lesson number (1-8)")
+    p.add_argument("file", nargs="?", help="your .py file (a filled-in template)")
+    p.add_argument("--json", metavar="OUT", default=None, help="also write the report as JSON")
+    p.add_argument("--template", metavar="DEST", default=None, help="copy the lesson's template to DEST (.py or folder) and stop")
+    p.add_argument("--list", action="store_true", help="list the lesson's properties and stop")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("evaluate", help="score samples (or a checkpoint) with the classifier, a Fréchet distance and CLIP (lesson 07)")
     add_evaluate_arguments(p)

@@ -24,7 +24,7 @@ the first steps stable.
 Speed. A 3x3 convolution costs H * W * 9 * C_in * C_out multiply-adds per image               (eq. 4.6)
 so one channel pair at 28x28 costs 16 times as much as at 7x7. The CPU presets keep few channels at
 28x28 and double them at each level down; resampling is a stride-2 conv down and a 2x2 transposed
-conv up (a quarter of the cost of nearest-neighbour upsampling followed by a 3x3 conv).
+conv up (a ninth of the cost of nearest-neighbour upsampling followed by a 3x3 conv).
 
 Builds on: lesson03_embeddings (TimeEmbedding, ClassEmbedding, check_labels), data (load_digits),
 lesson01_forward_noise (q_sample), lesson02_schedules (linear_schedule), plotting (new_figure, savefig, show_images).
