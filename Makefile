@@ -9,7 +9,7 @@ OUT    ?= tour-output
 export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: tour test setup system-deps figures docs serve clean
+.PHONY: tour test setup system-deps figures benchmarks docs serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,18 @@ tour: setup
 test: setup system-deps
 	$(BIN)/python -m pytest -q
 
+# Every figure and result file of the docs site, from the shipped checkpoints (about 15 minutes on 2 cores).
 figures: setup
 	$(BIN)/diffusion-lessons figures
+	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 --guidance 0 \
+	    --json docs/figures/07_evaluate_w0.json > docs/figures/07_evaluate_w0.txt
+	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 \
+	    --json docs/figures/07_evaluate.json > docs/figures/07_evaluate.txt
+
+# Speed and time-to-quality measurements (benchmarks/results/); the second needs the run folder runs/small.
+benchmarks: setup
+	$(BIN)/python benchmarks/training_speed.py --threads 1 2
+	$(BIN)/python benchmarks/time_to_quality.py --run runs/small --per-digit 30
 
 docs: setup
 	$(BIN)/mkdocs build --strict --site-dir site

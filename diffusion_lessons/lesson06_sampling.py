@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .lesson01_forward_noise import Schedule
-from .lesson05_training import PRESETS, load_trained, train
+from .lesson05_training import PRESETS, load_trained, train, use_bf16
 from .plotting import from_unit, image_grid, new_figure, savefig, show_images, to_unit
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "small.pt"
@@ -75,7 +75,7 @@ def reverse_step(xt: torch.Tensor, eps_pred: torch.Tensor, t: int, s: int, sched
 @torch.no_grad()
 def sample(model, schedule: Schedule, labels: torch.Tensor, *, sampler: str = "ddim", steps: int = 50,
            eta: float = 0.0, generator: torch.Generator | None = None, clip_x0: bool = True,
-           trajectory: bool = False):
+           trajectory: bool = False, precision: str = "auto"):
     """Draw one image per label, starting from x_T ~ N(0, I).
 
     Args:
@@ -83,6 +83,8 @@ def sample(model, schedule: Schedule, labels: torch.Tensor, *, sampler: str = "d
         labels: (B,) int64 classes (``model.config.num_classes`` is ∅, the unconditional model).
         sampler: ``ddpm`` (all T steps, eta = 1: eq. 6.4) or ``ddim`` (``steps`` steps, ``eta``).
         trajectory: also return every step's {"t", "xt", "x0_pred"} (for figures).
+        precision: the network runs under bf16 autocast where that is fast (``auto``, as in training) or
+            ``bf16``; ``fp32`` turns it off. The update itself (eqs. 6.1-6.3) is always float32.
     Returns:
         x0 (B, C, H, W) in [-1, 1], or (x0, trajectory) when ``trajectory`` is true.
     """
@@ -96,9 +98,11 @@ def sample(model, schedule: Schedule, labels: torch.Tensor, *, sampler: str = "d
     shape = (len(labels), cfg.in_channels, cfg.image_size, cfg.image_size)
     xt = torch.randn(shape, generator=generator).to(device)                          # x_T ~ N(0, I)
     ts = sampling_timesteps(schedule.T, steps)
+    bf16 = use_bf16(precision, device)
     traj = []
     for t, s in zip(ts, ts[1:] + [0]):
-        eps_pred = model(xt, torch.full((len(labels),), t, device=device), labels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            eps_pred = model(xt, torch.full((len(labels),), t, device=device), labels).float()
         xt, x0_pred = reverse_step(xt, eps_pred, t, s, schedule, eta, clip_x0, generator)
         if trajectory:
             traj.append({"t": t, "xt": xt.cpu(), "x0_pred": x0_pred.cpu()})
@@ -230,8 +234,9 @@ def get_model(quick: bool = False, out: Path = Path("figures")):
         return load_trained(SHIPPED)[:2] + ("shipped checkpoint checkpoints/small.pt",)
     cfg = PRESETS["tiny"] if not quick else dataclasses.replace(PRESETS["tiny"], steps=60, warmup=10)
     print(f"No shipped checkpoint at {SHIPPED}; training the tiny preset ({cfg.steps} steps) instead.")
-    train(dataclasses.replace(cfg, dataset="mnist-5k"), out / "run-06")
-    return load_trained(out / "run-06" / "checkpoint.pt")[:2] + (f"tiny preset, {cfg.steps} steps",)
+    run_dir = Path("runs") / "lesson06-tiny"
+    train(dataclasses.replace(cfg, dataset="mnist-5k"), run_dir)
+    return load_trained(run_dir / "checkpoint.pt")[:2] + (f"tiny preset, {cfg.steps} steps",)
 
 
 def run(out: Path | str = "figures", *, quick: bool = False) -> dict:

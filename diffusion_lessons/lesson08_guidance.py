@@ -36,7 +36,7 @@ from .lesson07_evaluation import diversity, evaluate_samples, feature_stats, loa
 from .plotting import DIGIT_COLORS, new_figure, savefig, show_images
 
 #: the guidance weight the chapter recommends, the default of `diffusion-lessons sample --guidance`
-RECOMMENDED_W = 1.0
+RECOMMENDED_W = 0.5
 
 # ---------------------------------------------------------------------------
 # Guided noise prediction
@@ -54,7 +54,7 @@ def guided_eps(model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torc
         eps_w, (B, C, H, W).
     """
     null = torch.full_like(labels, model.config.num_classes)                      # (B,) all ∅
-    eps = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, null]))  # (2B, C, H, W)
+    eps = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, null])).float()  # (2B, C, H, W)
     eps_cond, eps_uncond = eps.chunk(2)
     return (1 + w) * eps_cond - w * eps_uncond                                     # eq. 8.1
 

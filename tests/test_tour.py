@@ -6,7 +6,8 @@ from diffusion_lessons import LESSONS
 from diffusion_lessons.cli import main
 
 
-def test_tour_quick_writes_figures_and_summary(tmp_path):
+def test_tour_quick_writes_figures_and_summary(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # lesson 05 trains into ./runs/
     main(["tour", "--quick", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [s["n"] for s in summary["lessons"]] == sorted(LESSONS)
