@@ -174,10 +174,10 @@ def fig_denoising(traj: list[dict], T: int, n: int = 8):
     shown = pick(traj, n)
     B = shown[0]["xt"].shape[0]
     rows = [torch.stack([e[key][b] for e in shown]) for b in range(B) for key in ("xt", "x0_pred")]
-    fig, ax = new_figure(size=(1.1 * len(shown), 1.1 * len(rows) + 0.4))
-    show_images(ax, torch.cat(rows), nrow=len(shown))
-    done = ", ".join(f"{1 - e['t'] / T:.0%}" for e in shown)
-    ax.set_title(f"pairs of rows: x_t, then predicted x0;  columns: process completed {done}", fontsize=9)
+    fig, ax = new_figure(size=(1.1 * len(shown) + 0.6, 1.1 * len(rows) + 0.4))
+    show_images(ax, torch.cat(rows), nrow=len(shown), row_labels=["x_t", "x0_pred"] * B,
+                col_labels=[f"{1 - e['t'] / T:.0%}" for e in shown])
+    ax.set_title("x_t and the predicted x0 (eq. 6.1) as the reverse process runs (% of the process done)", fontsize=9, pad=20)
     return fig
 
 
@@ -227,7 +227,7 @@ def fig_clipping(model, schedule: Schedule, labels: torch.Tensor, steps: int = 5
 # ---------------------------------------------------------------------------
 
 
-def get_model(quick: bool = False, out: Path = Path("figures")):
+def get_model(quick: bool = False):
     """The shipped checkpoint (EMA weights), or, if it is missing, a tiny model trained on the spot."""
     if SHIPPED.exists():
         print(f"Using the shipped checkpoint {SHIPPED.relative_to(SHIPPED.parents[1])} (preset small).")
@@ -242,12 +242,11 @@ def get_model(quick: bool = False, out: Path = Path("figures")):
 def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
     """Sample digits, show the reverse process, compare DDPM with DDIM, write the figures and the GIF."""
     out = Path(out)
-    model, schedule, source = get_model(quick, out)
+    model, schedule, source = get_model(quick)
     labels = digit_labels("0123456789", 1)
     x0, traj = sample(model, schedule, labels, sampler="ddim", steps=50, generator=torch.Generator().manual_seed(0),
                       trajectory=True)
-    files = [savefig(fig_denoising(traj[:], schedule.T) if not quick else fig_denoising(traj, schedule.T, 5),
-                     out / "06_denoising.png"),
+    files = [savefig(fig_denoising(traj, schedule.T, 5 if quick else 8), out / "06_denoising.png"),
              save_reverse_gif(traj, out / "06_reverse_process.gif")]
     settings = [("ddim", 10), ("ddim", 50)] if quick else [("ddim", 10), ("ddim", 25), ("ddim", 50), ("ddim", 100), ("ddpm", 1000)]
     results = compare_samplers(model, schedule, digit_labels("0123456789", 2 if quick else 5), settings)

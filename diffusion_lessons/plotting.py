@@ -79,7 +79,7 @@ def show_images(ax, images: torch.Tensor, nrow: int = 10, title: str | None = No
     for i, label in enumerate(row_labels or []):
         ax.text(-2, padding + i * cell_h + cell_h / 2 - 1, label, ha="right", va="center", fontsize=8)
     if title:
-        ax.set_title(title, pad=14 if col_labels else 6)
+        ax.set_title(title, pad=20 if col_labels else 6)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (6.0, 4.0), **kwargs):
