@@ -32,9 +32,10 @@ def main() -> None:
     parser.add_argument("--run", default="runs/fashion")
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3, help="classifier epochs over the 60,000 training images")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    classifier, held_out = train_classifier("fashion-mnist", epochs=3)
+    classifier, held_out = train_classifier("fashion-mnist", epochs=args.epochs)
     print(f"Fashion-MNIST classifier: {held_out:.1%} on the 10,000 test images")
     x_train = load_digits("fashion-mnist", "train")[0]
     reference = feature_stats(classifier, x_train[torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))[:10_000]])
@@ -52,7 +53,7 @@ def main() -> None:
         rows.append(f"| {w:g} | {acc:.1%} | {fd:.1f} | {floor:.1f} | {diversity(classifier, x, labels):.1f} |")
         print(rows[-1], flush=True)
     rows.append(f"\n*Fashion-MNIST, preset {cfg.model.channels} small, {cfg.steps} steps ({args.run}); {len(labels)} samples per w "
-                f"(DDIM 50, seed 0); classifier trained here for 3 epochs: {held_out:.1%} on the test images; "
+                f"(DDIM 50, seed 0); classifier trained here for {args.epochs} epochs: {held_out:.1%} on the test images; "
                 f"floor: {n} real test images vs 10,000 training images; real test diversity {real_div:.1f}. "
                 "Made by `python benchmarks/fashion.py`.*")
     Path("docs/figures/08_fashion.md").write_text("\n".join(rows) + "\n")
