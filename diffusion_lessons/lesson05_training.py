@@ -251,6 +251,13 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, device: st
     torch.set_num_threads(cfg.threads)
     x0_all, labels_all = load_digits(cfg.dataset, split="train")             # (N, C, H, W), (N,)
     x0_all, labels_all = x0_all.to(dev), labels_all.to(dev)
+    C, H, W = x0_all.shape[1:]
+    if (C, H) != (cfg.model.in_channels, cfg.model.image_size) or H != W:
+        if H != W or H % cfg.model.down_factor:
+            raise ValueError(f"{cfg.dataset} images are {C}x{H}x{W}; the U-Net needs square images with sides divisible "
+                             f"by {cfg.model.down_factor}. Resize the data or change UNetConfig.channels.")
+        print(f"The data are {C}x{H}x{W}: building the U-Net with in_channels={C}, image_size={H}.")
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, in_channels=C, image_size=H))
     schedule = make_schedule(cfg.schedule, cfg.model.T)
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.model).to(dev)

@@ -650,6 +650,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--guidance", type=float, default=0.0, help="guidance weight w (lesson 08)")
     parser.add_argument("--json", help="also write the numbers to this .json file")
     parser.add_argument("--classifier", default=str(CLASSIFIER_PATH))
+    parser.add_argument("--dataset", default="mnist-5k",
+                        help="real data for the Fréchet reference and floor (use the classifier's dataset)")
     parser.add_argument("--clip", default="digit", choices=["none", "digit", "hub"])
     parser.add_argument("--clip-weights", help="a local CLIP weight file (digit-CLIP .pt, or open_clip .bin/.safetensors)")
     parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture for --clip hub (tag: openai)")
@@ -675,7 +677,7 @@ def evaluate_command(args: argparse.Namespace, guide=None) -> dict:
         clip = load_clip(DIGIT_CLIP_NAME, weights=args.clip_weights)
     elif args.clip == "hub":
         clip = load_clip(args.clip_model, "openai", weights=args.clip_weights)
-    report = evaluate_samples(images, labels, load_classifier(args.classifier), clip)
+    report = evaluate_samples(images, labels, load_classifier(args.classifier), clip, dataset=args.dataset)
     print(format_report(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
