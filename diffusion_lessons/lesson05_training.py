@@ -352,7 +352,7 @@ def fig_loss_curve(losses: list[float], title: str = ""):
     ax.plot(smooth(losses), lw=1.6, label="running mean (50 steps)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel(r"$L_{simple}$ (MSE of $\epsilon$)")
+    ax.set_ylabel("training loss (eq. 5.2, Min-SNR weighted by eq. 5.5)")
     ax.set_title(title)
     ax.legend()
     return fig

@@ -89,6 +89,8 @@ def _unwrap(obj):
     func = getattr(obj, "func", None)  # functools.cached_property / partialmethod
     if func is not None and not inspect.isclass(obj) and not inspect.isroutine(obj):
         return func
+    if inspect.isroutine(obj):
+        return inspect.unwrap(obj)  # decorated functions (e.g. @torch.no_grad()) point at their wrapper otherwise
     return obj
 
 
