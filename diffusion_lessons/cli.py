@@ -83,7 +83,12 @@ def cmd_train(args) -> None:
         x = sample(ema_model, schedule, labels, steps=25, generator=torch.Generator().manual_seed(0))
         save_samples(out / "samples" / f"step_{step:06d}.png", x.cpu(), labels, nrow=4)
 
-    result = train(cfg, out, resume=args.resume, device=args.device, callback=draw_grid)
+    from .data import DatasetError
+    from .lesson05_training import CheckpointError
+    try:
+        result = train(cfg, out, resume=args.resume, device=args.device, callback=draw_grid)
+    except (ValueError, CheckpointError, DatasetError) as err:
+        raise SystemExit(str(err)) from None
     print(f"Checkpoint: {out / 'checkpoint.pt'}; sample grids: {out / 'samples'}/")
     if result["stopped"] not in ("finished", "interrupted"):
         raise SystemExit(1)
@@ -105,7 +110,7 @@ def cmd_sample(args) -> None:
     from .lesson05_training import CheckpointError
     try:
         model, schedule, _ = load_trained(args.checkpoint, device=str(resolve_device(args.device)))
-    except CheckpointError as err:
+    except (CheckpointError, ValueError) as err:
         raise SystemExit(str(err)) from None
     labels = digit_labels(args.digits, args.per_digit)
     if args.guidance:

@@ -213,6 +213,10 @@ def resolve_device(device: str = "auto") -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if device not in ("cpu", "cuda", "mps"):
         raise ValueError(f"Unknown device {device!r}; use auto, cpu, cuda or mps.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here. Use --device cpu (or auto).")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps was asked for, but this machine has no Apple-silicon GPU. Use --device cpu (or auto).")
     return torch.device(device)
 
 
