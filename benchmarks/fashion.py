@@ -1,14 +1,16 @@
-"""Going further (lesson 08): the same lessons on Fashion-MNIST, with guidance, measured the same way.
+"""Going further (lesson 08): the same lessons on Fashion-MNIST, with guidance, measured
+the same way.
 
 Run (from the repository root, after training the model):
     diffusion-lessons train --preset small --dataset fashion-mnist --out runs/fashion
     python benchmarks/fashion.py --run runs/fashion
 
-Trains a classifier on Fashion-MNIST's 60,000 training images (3 epochs; its accuracy on the 10,000 test
-images is reported), then draws 100 images per class at several guidance weights (DDIM 50 steps, seed 0)
-and reports classifier accuracy, the Fréchet classifier distance (vs the training images, with the real
-floor at the same n) and within-class diversity. Writes docs/figures/08_fashion_samples.png and
-docs/figures/08_fashion.md. Offline, Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
+Trains a classifier on Fashion-MNIST's 60,000 training images (3 epochs; its accuracy on
+the 10,000 test images is reported), then draws 100 images per class at several guidance
+weights (DDIM 50 steps, seed 0) and reports classifier accuracy, the Fréchet classifier
+distance (vs the training images, with the real floor at the same n) and within-class
+diversity. Writes docs/figures/08_fashion_samples.png and docs/figures/08_fashion.md.
+Offline, Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ import torch
 from diffusion_lessons.data import CLASS_NAMES, load_digits
 from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson06_sampling import digit_labels
-from diffusion_lessons.lesson07_evaluation import (classifier_report, diversity, feature_stats, frechet_distance,
-                                                   frechet_floor, train_classifier)
+from diffusion_lessons.lesson07_evaluation import (
+    classifier_report,
+    diversity,
+    feature_stats,
+    frechet_distance,
+    frechet_floor,
+    train_classifier,
+)
 from diffusion_lessons.lesson08_guidance import fig_sweep, guidance_sweep
 from diffusion_lessons.plotting import savefig
 
@@ -32,13 +40,25 @@ def main() -> None:
     parser.add_argument("--run", default="runs/fashion")
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3, help="classifier epochs over the 60,000 training images")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=3,
+        help="classifier epochs over the 60,000 training images",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     classifier, held_out = train_classifier("fashion-mnist", epochs=args.epochs)
     print(f"Fashion-MNIST classifier: {held_out:.1%} on the 10,000 test images")
     x_train = load_digits("fashion-mnist", "train")[0]
-    reference = feature_stats(classifier, x_train[torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))[:10_000]])
+    reference = feature_stats(
+        classifier,
+        x_train[
+            torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))[
+                :10_000
+            ]
+        ],
+    )
     model, schedule, cfg = load_trained(Path(args.run) / "checkpoint.pt")
     labels = digit_labels("0123456789", args.per_class)
     ws = [0.0, 0.5, 1.0, 2.0]
@@ -46,19 +66,34 @@ def main() -> None:
     floor, n = frechet_floor(classifier, len(labels), "fashion-mnist", reference)
     real_x, real_y = load_digits("fashion-mnist", "test")
     real_div = diversity(classifier, real_x[:1000], real_y[:1000])
-    rows = ["| w | accuracy | Fréchet distance | real floor | diversity |", "|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| w | accuracy | Fréchet distance | real floor | diversity |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for w, x in samples.items():
         acc = classifier_report(classifier, x, labels)["accuracy"]
         fd = frechet_distance(*feature_stats(classifier, x), *reference)
-        rows.append(f"| {w:g} | {acc:.1%} | {fd:.1f} | {floor:.1f} | {diversity(classifier, x, labels):.1f} |")
+        rows.append(
+            f"| {w:g} | {acc:.1%} | {fd:.1f} | {floor:.1f} | "
+            f"{diversity(classifier, x, labels):.1f} |"
+        )
         print(rows[-1], flush=True)
-    rows.append(f"\n*Fashion-MNIST, preset {cfg.model.channels} small, {cfg.steps} steps ({args.run}); {len(labels)} samples per w "
-                f"(DDIM 50, seed 0); classifier trained here for {args.epochs} epochs: {held_out:.1%} on the test images; "
-                f"floor: {n} real test images vs 10,000 training images; real test diversity {real_div:.1f}. "
-                "Made by `python benchmarks/fashion.py`.*")
+    rows.append(
+        f"\n*Fashion-MNIST, preset {cfg.model.channels} small, {cfg.steps} steps "
+        f"({args.run}); {len(labels)} samples per w "
+        f"(DDIM 50, seed 0); classifier trained here for {args.epochs} epochs: "
+        f"{held_out:.1%} on the test images; "
+        f"floor: {n} real test images vs 10,000 training images; real test diversity "
+        f"{real_div:.1f}. "
+        "Made by `python benchmarks/fashion.py`.*"
+    )
     Path("docs/figures/08_fashion.md").write_text("\n".join(rows) + "\n")
     fig = fig_sweep(samples, per_digit=args.per_class)
-    fig.axes[0].set_title("Fashion-MNIST, same noise in every row: " + ", ".join(CLASS_NAMES["fashion-mnist"]), fontsize=7)
+    fig.axes[0].set_title(
+        "Fashion-MNIST, same noise in every row: "
+        + ", ".join(CLASS_NAMES["fashion-mnist"]),
+        fontsize=7,
+    )
     savefig(fig, "docs/figures/08_fashion_samples.png")
     print("wrote docs/figures/08_fashion.md, docs/figures/08_fashion_samples.png")
 

@@ -1,10 +1,14 @@
-"""Training throughput (images/s) of each U-Net preset on this machine, with the CPU levers of lesson 05.
+"""Training throughput (images/s) of each U-Net preset on this machine, with the CPU
+levers of lesson 05.
 
-Run:  .venv/bin/python benchmarks/training_speed.py [--threads 1 2] [--out benchmarks/results/training_speed.md]
+Run:  .venv/bin/python benchmarks/training_speed.py [--threads 1 2] [--out
+    benchmarks/results/training_speed.md]
 
-Measures one optimiser step (forward, backward, AdamW) on a batch of 128 noisy digits, after warm-up,
-median of several repeats, for: fp32, bf16 autocast, channels_last. Run it on an otherwise idle machine:
-two busy processes sharing two cores slow torch down several-fold.
+Measures one optimiser step (forward, backward, AdamW) on a batch of 128 noisy digits,
+after warm-up,
+median of several repeats, for: fp32, bf16 autocast, channels_last. Run it on an
+otherwise idle machine: two busy processes sharing two cores slow torch down
+several-fold.
 """
 
 from __future__ import annotations
@@ -20,8 +24,15 @@ import torch
 from diffusion_lessons.lesson04_unet import UNET_PRESETS, UNet, count_parameters
 
 
-def step_time(preset: str, threads: int, bf16: bool = False, channels_last: bool = False, batch: int = 128,
-              repeats: int = 6, warmup: int = 2) -> float:
+def step_time(
+    preset: str,
+    threads: int,
+    bf16: bool = False,
+    channels_last: bool = False,
+    batch: int = 128,
+    repeats: int = 6,
+    warmup: int = 2,
+) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = UNet(UNET_PRESETS[preset])
@@ -51,18 +62,31 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
     parser.add_argument("--out", default="benchmarks/results/training_speed.md")
     args = parser.parse_args()
-    rows = ["| preset | parameters | threads | variant | ms / step (batch 128) | images / s |",
-            "|---|---:|---:|---|---:|---:|"]
+    rows = [
+        "| preset | parameters | threads | variant | ms / step (batch 128) | images / "
+        "s |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
     for preset in args.presets:
         params = count_parameters(UNet(UNET_PRESETS[preset]))
         for threads in args.threads:
-            for name, kw in [("fp32", {}), ("bf16 autocast", {"bf16": True}), ("fp32, channels_last", {"channels_last": True})]:
+            for name, kw in [
+                ("fp32", {}),
+                ("bf16 autocast", {"bf16": True}),
+                ("fp32, channels_last", {"channels_last": True}),
+            ]:
                 sec = step_time(preset, threads, **kw)
-                rows.append(f"| {preset} | {params:,} | {threads} | {name} | {sec * 1000:.0f} | {128 / sec:.0f} |")
+                rows.append(
+                    f"| {preset} | {params:,} | {threads} | {name} | {sec * 1000:.0f} "
+                    f"| {128 / sec:.0f} |"
+                )
                 print(rows[-1], flush=True)
     cpu = platform.processor() or platform.machine()
-    note = (f"\n*Measured by `benchmarks/training_speed.py` on {cpu}, {torch.get_num_threads()} max threads, "
-            f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.*\n")
+    note = (
+        f"\n*Measured by `benchmarks/training_speed.py` on {cpu}, "
+        f"{torch.get_num_threads()} max threads, "
+        f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.*\n"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(rows) + "\n" + note)
     print(f"wrote {args.out}")

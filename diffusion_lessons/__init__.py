@@ -1,8 +1,10 @@
-"""diffusion-lessons: learn diffusion models by building a class-conditional DDPM for digits.
+"""diffusion-lessons: learn diffusion models by building a class-conditional DDPM for
+digits.
 
-Each numbered module is one lesson and one chapter of the course (see ``LESSONS``):
-a learner reads ``docs/lessons/NN-*.md`` and runs ``python -m diffusion_lessons.lessonNN_*``
-(or ``diffusion-lessons run N``) to see the same figures appear on their own CPU.
+Each numbered module is one lesson and one chapter of the course (see ``LESSONS``): a
+learner reads ``docs/lessons/NN-*.md`` and runs ``python -m
+diffusion_lessons.lessonNN_*`` (or ``diffusion-lessons run N``) to see the same figures
+appear on their own CPU.
 """
 
 __version__ = "0.1.0"
@@ -11,7 +13,10 @@ __version__ = "0.1.0"
 LESSONS: dict[int, tuple[str, str]] = {
     1: ("lesson01_forward_noise", "Forward noise: fading a digit into static"),
     2: ("lesson02_schedules", "Noise schedules: how fast to fade"),
-    3: ("lesson03_embeddings", "Embeddings: telling the network the time and the digit"),
+    3: (
+        "lesson03_embeddings",
+        "Embeddings: telling the network the time and the digit",
+    ),
     4: ("lesson04_unet", "The conditional U-Net with skip connections"),
     5: ("lesson05_training", "Training on a laptop CPU"),
     6: ("lesson06_sampling", "Sampling: DDPM and DDIM"),

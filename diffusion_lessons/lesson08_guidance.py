@@ -2,23 +2,26 @@
 
 Chapter: docs/lessons/08-guidance.md
 
-Lesson 05 trained one network two ways at once: with probability p_uncond the label was replaced by
-the null class ∅, so eps_theta(x_t, t, c) is the conditional and eps_theta(x_t, t, ∅) the
-unconditional noise prediction. Guidance (Ho & Salimans 2022) extrapolates away from the
-unconditional prediction, towards what makes the image look like class c:
+Lesson 05 trained one network two ways at once: with probability p_uncond the label was
+replaced by the null class ∅, so eps_theta(x_t, t, c) is the conditional and
+eps_theta(x_t, t, ∅) the unconditional noise prediction. Guidance (Ho & Salimans 2022)
+extrapolates away from the unconditional prediction, towards what makes the image look
+like class c:
 
-    eps_w = (1 + w) eps_theta(x_t, t, c) - w eps_theta(x_t, t, ∅)                             (eq. 8.1)
-          = eps_theta(x_t, t, ∅) + s (eps_theta(x_t, t, c) - eps_theta(x_t, t, ∅)),  s = 1 + w  (eq. 8.2)
+    (8.1)   eps_w = (1 + w) eps_theta(x_t, t, c) - w eps_theta(x_t, t, ∅)
+          = eps_theta(x_t, t, ∅) + s (eps_theta(x_t, t, c) - eps_theta(x_t, t, ∅)),  s =
+          1 + w  (eq. 8.2)
 
-w = 0 (s = 1) is the plain conditional model, w = -1 (s = 0) the unconditional one. The other common
-convention (diffusers' ``guidance_scale``, Stable Diffusion's "CFG scale") is s: our w = 2 is their 3.
-In score terms, eps is proportional to -grad log p(x_t), so eq. 8.1 samples from a sharpened
-p(x_t | c)^(1+w) p(x_t)^(-w) ∝ p(x_t) p(c | x_t)^(1+w): an implicit classifier raised to a power.
+w = 0 (s = 1) is the plain conditional model, w = -1 (s = 0) the unconditional one. The
+other common convention (diffusers' ``guidance_scale``, Stable Diffusion's "CFG scale")
+is s: our w = 2 is their 3. In score terms, eps is proportional to -grad log p(x_t), so
+eq. 8.1 samples from a sharpened p(x_t | c)^(1+w) p(x_t)^(-w) ∝ p(x_t) p(c | x_t)^(1+w):
+an implicit classifier raised to a power.
 Larger w: more recognisable digits, less variety. The chapter measures that trade-off.
 
 Builds on: lesson05_training (load_trained; its label dropout trained the ∅ prediction),
-lesson06_sampling (sample, digit_labels, SHIPPED), lesson07_evaluation (load_classifier, evaluate_samples,
-feature_stats, diversity), data (load_digits), plotting.
+lesson06_sampling (sample, digit_labels, SHIPPED), lesson07_evaluation (load_classifier,
+evaluate_samples, feature_stats, diversity), data (load_digits), plotting.
 """
 
 from __future__ import annotations
@@ -32,10 +35,16 @@ from torch import nn
 from .data import load_digits
 from .lesson05_training import load_trained
 from .lesson06_sampling import SHIPPED, digit_labels, sample
-from .lesson07_evaluation import diversity, evaluate_samples, feature_stats, load_classifier
+from .lesson07_evaluation import (
+    diversity,
+    evaluate_samples,
+    feature_stats,
+    load_classifier,
+)
 from .plotting import DIGIT_COLORS, new_figure, savefig, show_images
 
-#: the guidance weight the chapter recommends, the default of `diffusion-lessons sample --guidance`
+# : the guidance weight the chapter recommends, the default of `diffusion-lessons sample
+# --guidance`
 RECOMMENDED_W = 0.5
 
 # ---------------------------------------------------------------------------
@@ -43,8 +52,11 @@ RECOMMENDED_W = 0.5
 # ---------------------------------------------------------------------------
 
 
-def guided_eps(model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: float) -> torch.Tensor:
-    """Eq. 8.1 with ONE batched forward pass: the conditional and unconditional halves share a batch.
+def guided_eps(
+    model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: float
+) -> torch.Tensor:
+    """Eq. 8.1 with ONE batched forward pass: the conditional and unconditional halves
+    share a batch.
 
     Args:
         model: eps_theta(xt, t, labels); label ``model.config.num_classes`` is ∅.
@@ -53,20 +65,26 @@ def guided_eps(model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torc
     Returns:
         eps_w, (B, C, H, W).
     """
-    null = torch.full_like(labels, model.config.num_classes)                      # (B,) all ∅
-    eps = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, null])).float()  # (2B, C, H, W)
+    null = torch.full_like(labels, model.config.num_classes)  # (B,) all ∅
+    eps = model(
+        torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, null])
+    ).float()  # (2B, C, H, W)
     eps_cond, eps_uncond = eps.chunk(2)
-    return (1 + w) * eps_cond - w * eps_uncond                                     # eq. 8.1
+    return (1 + w) * eps_cond - w * eps_uncond  # eq. 8.1
 
 
 class GuidedModel(nn.Module):
-    """A model whose forward is eq. 8.1: pass it to lesson 06's ``sample`` like any model."""
+    """A model whose forward is eq. 8.1: pass it to lesson 06's ``sample`` like any
+    model.
+    """
 
     def __init__(self, model: nn.Module, w: float):
         super().__init__()
         self.model, self.w, self.config = model, float(w), model.config
 
-    def forward(self, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         if self.w == 0:
             return self.model(xt, t, labels)  # w = 0 needs no unconditional pass
         return guided_eps(self.model, xt, t, labels, self.w)
@@ -77,44 +95,90 @@ class GuidedModel(nn.Module):
 # ---------------------------------------------------------------------------
 
 
-def guidance_sweep(model, schedule, ws: list[float], labels: torch.Tensor, steps: int = 50, seed: int = 0) -> dict:
-    """Sample ``labels`` once per w from the SAME initial noise (same seed); {w: images (B, C, H, W)}."""
-    return {w: sample(GuidedModel(model, w), schedule, labels, steps=steps, generator=torch.Generator().manual_seed(seed))
-            for w in ws}
+def guidance_sweep(
+    model,
+    schedule,
+    ws: list[float],
+    labels: torch.Tensor,
+    steps: int = 50,
+    seed: int = 0,
+) -> dict:
+    """Sample ``labels`` once per w from the SAME initial noise (same seed); {w: images
+    (B, C, H, W)}.
+    """
+    return {
+        w: sample(
+            GuidedModel(model, w),
+            schedule,
+            labels,
+            steps=steps,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        for w in ws
+    }
 
 
 def tradeoff(samples: dict, labels: torch.Tensor, classifier, reference) -> list[dict]:
-    """For each w: classifier accuracy, Fréchet distance (vs real training digits, with its floor), diversity."""
+    """For each w: classifier accuracy, Fréchet distance (vs real training digits, with
+    its floor), diversity.
+    """
     rows = []
     for w, images in samples.items():
         report = evaluate_samples(images, labels, classifier, reference=reference)
-        rows.append({"w": w, "accuracy": report["accuracy"], "frechet_distance": report["frechet_distance"],
-                     "frechet_floor": report["frechet_floor"], "diversity": diversity(classifier, images, labels),
-                     "mean_confidence": report["mean_confidence"], "n": report["n"]})
+        rows.append(
+            {
+                "w": w,
+                "accuracy": report["accuracy"],
+                "frechet_distance": report["frechet_distance"],
+                "frechet_floor": report["frechet_floor"],
+                "diversity": diversity(classifier, images, labels),
+                "mean_confidence": report["mean_confidence"],
+                "n": report["n"],
+            }
+        )
     return rows
 
 
 def fig_sweep(samples: dict, per_digit: int = 1, digits: int = 10):
     """One row per w, same noise in every row: the effect of guidance alone."""
     ws = list(samples)
-    rows = torch.cat([samples[w][::per_digit][:digits] for w in ws])   # (len(ws) * 10, C, H, W)
+    # (len(ws) * 10, C, H, W)
+    rows = torch.cat([samples[w][::per_digit][:digits] for w in ws])
     fig, ax = new_figure(size=(digits * 0.75 + 0.8, len(ws) * 0.8 + 0.4))
     show_images(ax, rows, nrow=digits, row_labels=[f"w = {w:g}" for w in ws])
-    ax.set_title("same initial noise in every row; only the guidance weight w changes", fontsize=9)
+    ax.set_title(
+        "same initial noise in every row; only the guidance weight w changes",
+        fontsize=9,
+    )
     return fig
 
 
-def fig_tradeoff(rows: list[dict], real_diversity: float | None = None, title: str = ""):
+def fig_tradeoff(
+    rows: list[dict], real_diversity: float | None = None, title: str = ""
+):
     """Accuracy, Fréchet distance and within-class diversity against w."""
     ws = [r["w"] for r in rows]
     fig, axes = new_figure(1, 3, size=(13, 3.4))
     axes[0].plot(ws, [100 * r["accuracy"] for r in rows], "o-", color=DIGIT_COLORS[0])
     axes[0].set_ylabel("classifier accuracy (%)")
-    axes[1].plot(ws, [r["frechet_distance"] for r in rows], "o-", color=DIGIT_COLORS[3], label="samples")
-    axes[1].axhline(rows[0]["frechet_floor"], color="k", ls=":", label=f"real held-out floor (n={rows[0]['n']})")
+    axes[1].plot(
+        ws,
+        [r["frechet_distance"] for r in rows],
+        "o-",
+        color=DIGIT_COLORS[3],
+        label="samples",
+    )
+    axes[1].axhline(
+        rows[0]["frechet_floor"],
+        color="k",
+        ls=":",
+        label=f"real held-out floor (n={rows[0]['n']})",
+    )
     axes[1].set_ylabel("Fréchet classifier distance")
     axes[1].legend(fontsize=8)
-    axes[2].plot(ws, [r["diversity"] for r in rows], "o-", color=DIGIT_COLORS[2], label="samples")
+    axes[2].plot(
+        ws, [r["diversity"] for r in rows], "o-", color=DIGIT_COLORS[2], label="samples"
+    )
     if real_diversity is not None:
         axes[2].axhline(real_diversity, color="k", ls=":", label="real held-out digits")
         axes[2].legend(fontsize=8)
@@ -130,11 +194,21 @@ def fig_tradeoff(rows: list[dict], real_diversity: float | None = None, title: s
 # ---------------------------------------------------------------------------
 
 
-def run(out: Path | str = "figures", *, quick: bool = False, checkpoint: Path | str = SHIPPED) -> dict:
-    """Sweep w on the shipped checkpoint: the sweep grid, the trade-off curves and their table."""
+def run(
+    out: Path | str = "figures",
+    *,
+    quick: bool = False,
+    checkpoint: Path | str = SHIPPED,
+) -> dict:
+    """Sweep w on the shipped checkpoint: the sweep grid, the trade-off curves and their
+    table.
+    """
     out, checkpoint = Path(out), Path(checkpoint)
     if not checkpoint.exists():
-        print(f"No checkpoint at {checkpoint}: train one with `diffusion-lessons train --preset small --out runs/small`.")
+        print(
+            f"No checkpoint at {checkpoint}: train one with `diffusion-lessons train "
+            "--preset small --out runs/small`."
+        )
         return {"files": []}
     model, schedule, cfg = load_trained(checkpoint)
     classifier = load_classifier()
@@ -146,17 +220,36 @@ def run(out: Path | str = "figures", *, quick: bool = False, checkpoint: Path | 
     samples = guidance_sweep(model, schedule, ws, labels, steps=steps)
     rows = tradeoff(samples, labels, classifier, reference)
     real_div = diversity(classifier, real_x, real_y)
-    print(f"{len(labels)} samples per w (DDIM {steps} steps, seed 0); real held-out diversity {real_div:.1f}")
+    print(
+        f"{len(labels)} samples per w (DDIM {steps} steps, seed 0); real held-out "
+        f"diversity {real_div:.1f}"
+    )
     print(f"{'w':>5} {'accuracy':>9} {'FD':>7} {'floor':>6} {'diversity':>9}")
     for r in rows:
-        print(f"{r['w']:5.1f} {r['accuracy']:9.1%} {r['frechet_distance']:7.1f} {r['frechet_floor']:6.1f} {r['diversity']:9.1f}")
-    source = f"{checkpoint.name}, {len(labels)} samples per w, DDIM {steps} steps, seed 0"
-    files = [savefig(fig_sweep(samples, per_digit), out / "08_guidance_sweep.png"),
-             savefig(fig_tradeoff(rows, real_div, source), out / "08_tradeoff.png")]
-    table = ["| w | accuracy | Fréchet distance | real floor | diversity |", "|---:|---:|---:|---:|---:|"]
-    table += [f"| {r['w']:g} | {r['accuracy']:.1%} | {r['frechet_distance']:.1f} | {r['frechet_floor']:.1f} | {r['diversity']:.1f} |"
-              for r in rows]
-    table.append(f"\n*{source}; real held-out diversity {real_div:.1f}. Made by `diffusion-lessons run 8`.*")
+        print(
+            f"{r['w']:5.1f} {r['accuracy']:9.1%} {r['frechet_distance']:7.1f} "
+            f"{r['frechet_floor']:6.1f} {r['diversity']:9.1f}"
+        )
+    source = (
+        f"{checkpoint.name}, {len(labels)} samples per w, DDIM {steps} steps, seed 0"
+    )
+    files = [
+        savefig(fig_sweep(samples, per_digit), out / "08_guidance_sweep.png"),
+        savefig(fig_tradeoff(rows, real_div, source), out / "08_tradeoff.png"),
+    ]
+    table = [
+        "| w | accuracy | Fréchet distance | real floor | diversity |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    table += [
+        f"| {r['w']:g} | {r['accuracy']:.1%} | {r['frechet_distance']:.1f} | "
+        f"{r['frechet_floor']:.1f} | {r['diversity']:.1f} |"
+        for r in rows
+    ]
+    table.append(
+        f"\n*{source}; real held-out diversity {real_div:.1f}. Made by "
+        "`diffusion-lessons run 8`.*"
+    )
     (out / "08_tradeoff.md").write_text("\n".join(table) + "\n")
     files.append(out / "08_tradeoff.md")
     for f in files:
@@ -165,8 +258,12 @@ def run(out: Path | str = "figures", *, quick: bool = False, checkpoint: Path | 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Lesson 08: classifier-free guidance and its trade-off.")
-    parser.add_argument("--out", default="figures", help="folder for the figures (default: figures)")
+    parser = argparse.ArgumentParser(
+        description="Lesson 08: classifier-free guidance and its trade-off."
+    )
+    parser.add_argument(
+        "--out", default="figures", help="folder for the figures (default: figures)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples and steps")
     parser.add_argument("--checkpoint", default=str(SHIPPED))
     args = parser.parse_args(argv)

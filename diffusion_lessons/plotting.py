@@ -1,8 +1,10 @@
-"""One figure style for the whole course, and the one place where pixel ranges are converted.
+"""One figure style for the whole course, and the one place where pixel ranges are
+converted.
 
 The model works on images in [-1, 1]; people look at images in [0, 1]. ``to_unit`` and
-``from_unit`` are the only conversions in the package, so a figure can never show the wrong range.
-Figures are saved without timestamps or software metadata, so the same seed gives the same bytes.
+``from_unit`` are the only conversions in the package, so a figure can never show the
+wrong range. Figures are saved without timestamps or software metadata, so the same seed
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -60,35 +62,72 @@ def from_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def image_grid(images: torch.Tensor, nrow: int = 10, padding: int = 2) -> torch.Tensor:
-    """Tile model-range images (B, C, H, W) into one display image (H', W') or (H', W', 3) in [0, 1]."""
-    grid = make_grid(to_unit(images.detach().float().cpu()), nrow=nrow, padding=padding, pad_value=1.0)
+    """Tile model-range images (B, C, H, W) into one display image (H', W') or (H', W',
+    3) in [0, 1].
+    """
+    grid = make_grid(
+        to_unit(images.detach().float().cpu()),
+        nrow=nrow,
+        padding=padding,
+        pad_value=1.0,
+    )
     if images.shape[1] == 1:
         return grid[0]  # (H', W'): make_grid repeats grey images to 3 channels
     return grid.permute(1, 2, 0)  # (H', W', 3)
 
 
-def show_images(ax, images: torch.Tensor, nrow: int = 10, title: str | None = None,
-                col_labels: list[str] | None = None, row_labels: list[str] | None = None, padding: int = 2) -> None:
-    """Draw a grid of model-range images (B, C, H, W) on a matplotlib axis, optionally labelling columns and rows."""
-    ax.imshow(image_grid(images, nrow=nrow, padding=padding).numpy(), cmap="gray", vmin=0, vmax=1,
-              interpolation="nearest")
+def show_images(
+    ax,
+    images: torch.Tensor,
+    nrow: int = 10,
+    title: str | None = None,
+    col_labels: list[str] | None = None,
+    row_labels: list[str] | None = None,
+    padding: int = 2,
+) -> None:
+    """Draw a grid of model-range images (B, C, H, W) on a matplotlib axis, optionally
+    labelling columns and rows.
+    """
+    ax.imshow(
+        image_grid(images, nrow=nrow, padding=padding).numpy(),
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     ax.set_axis_off()
     cell_h, cell_w = images.shape[-2] + padding, images.shape[-1] + padding
     for j, label in enumerate(col_labels or []):
-        ax.text(padding + j * cell_w + cell_w / 2 - 1, -1, label, ha="center", va="bottom", fontsize=8)
+        ax.text(
+            padding + j * cell_w + cell_w / 2 - 1,
+            -1,
+            label,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     for i, label in enumerate(row_labels or []):
-        ax.text(-2, padding + i * cell_h + cell_h / 2 - 1, label, ha="right", va="center", fontsize=8)
+        ax.text(
+            -2,
+            padding + i * cell_h + cell_h / 2 - 1,
+            label,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
     if title:
         ax.set_title(title, pad=20 if col_labels else 6)
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (6.0, 4.0), **kwargs):
-    """A figure and its axes in the course style (``plt.subplots`` with a fixed size)."""
+def new_figure(
+    nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (6.0, 4.0), **kwargs
+):
+    """A figure and its axes in the course style (``plt.subplots``, fixed size)."""
     return plt.subplots(nrows, ncols, figsize=size, **kwargs)
 
 
 def savefig(fig, path: str | Path) -> Path:
-    """Save ``fig`` as a deterministic PNG (no metadata), close it, and return the path."""
+    """Save ``fig`` as a deterministic PNG (no metadata), close it, return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight", metadata={"Software": None})

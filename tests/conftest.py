@@ -1,9 +1,11 @@
-"""Shared test settings: offline, few threads, a private cache, and hypothesis profiles."""
+"""Shared test settings: offline, few threads, a private cache, hypothesis profiles."""
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")            # CLIP hub look-ups fail at once instead of retrying ~46 s
-os.environ.setdefault("DIFFUSION_LESSONS_OFFLINE", "1")  # the tests use the bundled digits, never a download
+# CLIP hub look-ups fail at once instead of retrying ~46 s
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the tests use the bundled digits, never a download
+os.environ.setdefault("DIFFUSION_LESSONS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import torch  # noqa: E402

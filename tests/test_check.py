@@ -1,14 +1,17 @@
-"""The exercise checker (`diffusion-lessons check N FILE`): it passes correct code, flags broken code usefully.
+"""The exercise checker (`diffusion-lessons check N FILE`): it passes correct code,
+flags broken code usefully.
 
 For every lesson with an exercise:
-(a) a file that re-exports the course's own functions passes every property (exit status 0), and so does
-    a learner's own, independent correct implementation (GOOD[n]);
+(a) a file that re-exports the course's own functions passes every property (exit status
+    0), and so does a learner's own, independent correct implementation (GOOD[n]);
 (b) the untouched template is all TODO, never FAIL (exit status 1);
-(c) deliberately broken variants of the learner's implementation FAIL the property that pins the bug,
-    with a message that names it, and with the property's hint;
-(d) files that cannot be loaded (syntax error, failing import, missing file) give exit status 2 and a clear message;
+(c) deliberately broken variants of the learner's implementation FAIL the property that
+    pins the bug, with a message that names it, and with the property's hint;
+(d) files that cannot be loaded (syntax error, failing import, missing file) give exit
+status 2 and a clear message;
 (e) the JSON report is valid and complete.
-Also: the templates have the course's signatures, copy_template and list_properties work.
+Also: the templates have the course's signatures, copy_template and list_properties
+work.
 """
 
 from __future__ import annotations
@@ -23,14 +26,25 @@ import textwrap
 
 import pytest
 
-from diffusion_lessons.check import (EXERCISES, add_check_arguments, check_command, copy_template, list_properties,
-                                     run_check, template_path)
+from diffusion_lessons.check import (
+    EXERCISES,
+    add_check_arguments,
+    check_command,
+    copy_template,
+    list_properties,
+    run_check,
+    template_path,
+)
 
 LESSONS = sorted(EXERCISES)
 
 
-def check(tmp_path, lesson: int, source: str, name: str = "mine.py") -> tuple[int, dict, str]:
-    """Write ``source`` to a file, check it; returns (exit status, JSON report, printed report)."""
+def check(
+    tmp_path, lesson: int, source: str, name: str = "mine.py"
+) -> tuple[int, dict, str]:
+    """Write ``source`` to a file, check it; returns (exit status, JSON report, printed
+    report).
+    """
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
     out = io.StringIO()
@@ -47,7 +61,7 @@ def by_name(report: dict) -> dict[str, dict]:
 # ---------------------------------------------------------------------------
 
 GOOD = {
-    1: '''
+    1: """
         import torch
         from diffusion_lessons.lesson01_forward_noise import Schedule
 
@@ -72,8 +86,8 @@ GOOD = {
                 raise ValueError("t must lie in 0..T")
             ab = schedule.alpha_bar[t].to(x0.dtype).view(-1, 1, 1, 1)
             return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-    ''',
-    2: '''
+    """,
+    2: """
         import math
         import torch
         from diffusion_lessons.lesson01_forward_noise import schedule_from_betas
@@ -100,8 +114,8 @@ GOOD = {
         def log_snr(schedule):
             ab = schedule.alpha_bar[1:]
             return torch.log(ab / (1 - ab))
-    ''',
-    3: '''
+    """,
+    3: """
         import torch
         from torch import nn
 
@@ -122,8 +136,8 @@ GOOD = {
 
             def forward(self, labels):
                 return self.table(labels)
-    ''',
-    4: '''
+    """,
+    4: """
         import torch
         import torch.nn.functional as F
         from torch import nn
@@ -180,8 +194,8 @@ GOOD = {
                     for block in self.up[l]:
                         h = block(h, e_t, e_y)
                 return self.head(h)
-    ''',
-    5: '''
+    """,
+    5: """
         import math
         import torch
         from diffusion_lessons.lesson01_forward_noise import q_sample
@@ -212,8 +226,8 @@ GOOD = {
                 return cfg.lr * (step + 1) / cfg.warmup
             progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
             return cfg.lr * (1 + math.cos(math.pi * progress)) / 2
-    ''',
-    6: '''
+    """,
+    6: """
         import torch
 
         def reverse_step(xt, eps_pred, t, s, schedule, eta=0.0, clip_x0=True, generator=None):
@@ -234,8 +248,8 @@ GOOD = {
             if steps == 1:
                 return [T]
             return [round(T - i * (T - 1) / (steps - 1)) for i in range(steps)]
-    ''',
-    7: '''
+    """,
+    7: """
         import torch
 
         def frechet_distance(mu1, sigma1, mu2, sigma2):
@@ -249,95 +263,284 @@ GOOD = {
         def rerank(candidates, scores, keep):
             idx = scores.argsort(dim=1, descending=True)[:, :keep]
             return candidates[torch.arange(len(idx))[:, None], idx], idx
-    ''',
-    8: '''
+    """,
+    8: """
         import torch
 
         def guided_eps(model, xt, t, labels, w):
             cond = model(xt, t, labels)
             uncond = model(xt, t, torch.full_like(labels, model.config.num_classes))
             return cond + w * (cond - uncond)
-    ''',
+    """,
 }
 
-# (lesson, what is broken, replace this, by this, {property name: text its message must contain})
+# (lesson, what is broken, replace this, by this, {property name: text its message must
+# contain})
 BROKEN = [
-    (1, "q_sample reads alpha_bar[t-1]", "schedule.alpha_bar[t]", "schedule.alpha_bar[t - 1]",
-     {"q_sample_zero_noise": "off by one"}),
-    (1, "q_sample weights eps by the variance", "(1 - ab).sqrt() * eps", "(1 - ab) * eps",
-     {"q_sample_noise_scale": "that is the variance"}),
-    (1, "q_sample does not check t", 'raise ValueError("t must lie in 0..T")', "pass",
-     {"q_sample_rejects_bad_t": "accepted without an error"}),
-    (1, "schedule_from_betas forgets beta_0", "beta = torch.cat([torch.zeros(1, dtype=torch.float64), beta])", "pass",
-     {"schedule_arrays": "expected (T+1,)"}),
-    (1, "forward_step uses beta as the standard deviation", "b ** 0.5 * eps", "b * eps",
-     {"forward_step_moments": "that is beta_t itself", "chain_matches_closed_form": "the chain"}),
-    (1, "forward_step forgets the square root of 1 - beta", "(1 - b) ** 0.5 * x_prev", "(1 - b) * x_prev",
-     {"forward_step_moments": "the square root is missing"}),
-    (2, "linear_schedule is one step off", "torch.linspace(beta_start, beta_end, int(T), dtype=torch.float64)",
-     "torch.linspace(beta_start, beta_end, int(T) + 1, dtype=torch.float64)[1:]", {"linear_endpoints": "linear_schedule("}),
-    (2, "cosine_schedule without the square", "math.pi / 2) ** 2", "math.pi / 2)",
-     {"cosine_formula": "without the square"}),
-    (2, "log_snr includes t = 0", "ab = schedule.alpha_bar[1:]", "ab = schedule.alpha_bar",
-     {"log_snr_property": "you included t = 0"}),
-    (2, "schedule_from_alpha_bar does not clip", "beta.clamp(1e-12, max_beta)", "beta",
-     {"alpha_bar_clipping": "ValueError"}),
-    (3, "sin and cos interleaved", "torch.cat([angles.sin(), angles.cos()], 1)",
-     "torch.stack([angles.sin(), angles.cos()], 2).flatten(1)", {"embedding_layout": "interleaved"}),
-    (3, "frequencies max_period^(-k/dim)", "(-torch.arange(half) / half)", "(-torch.arange(half) / (2 * half))",
-     {"embedding_layout": "divide k by dim/2"}),
-    (3, "no row for the null class", "nn.Embedding(num_classes + 1, dim)", "nn.Embedding(num_classes, dim)",
-     {"class_embedding_null_row": "IndexError"}),
-    (4, "FiLM as h * gamma", "h * (1 + self.gamma(e_y)[:, :, None, None])", "h * self.gamma(e_y)[:, :, None, None]",
-     {"resblock_fresh": "no gradient"}),
-    (4, "gamma and beta not zero-initialised", "nn.init.zeros_(layer.weight); nn.init.zeros_(layer.bias)", "pass",
-     {"resblock_fresh": "freshly built"}),
-    (4, "the time shift averaged over the batch", "self.beta(e_t)[:, :, None, None]", "self.beta(e_t).mean(0)[None, :, None, None]",
-     {"resblock_conditioning": "changed image 1"}),
-    (4, "the U-Net ignores the label", "e_t, e_y = F.silu(self.time(t)), F.silu(self.label(labels))",
-     "e_t, e_y = F.silu(self.time(t)), 0 * F.silu(self.label(labels))", {"unet_conditioning": "did not change the output"}),
-    (4, "a layer built but never used", "self.head = conv_block(ch[0], c.in_channels, g)",
-     "self.head = conv_block(ch[0], c.in_channels, g); self.spare = nn.Linear(e, e)",
-     {"unet_gradients": "no gradient reaches spare.weight"}),
-    (4, "the U-Net does not check the size", 'raise ValueError("H and W must be divisible by down_factor")', "pass",
-     {"unet_rejects_bad_sizes": "UNet (down factor 4)"}),
-    (5, "t drawn from 0..T-1", "torch.randint(1, schedule.T + 1, (B,), generator=generator)",
-     "torch.randint(0, schedule.T, (B,), generator=generator)", {"loss_draws_t": "t = 1..T", "loss_zero_for_true_noise": "t = 1..T"}),
-    (5, "the loss is a sum", "return per_image.mean()", "return per_image.sum() * 16",
-     {"loss_is_mse": "the SUM of squares"}),
-    (5, "label dropout never drops", "eps_pred = model(xt, t, drop_labels(labels, p_uncond, model.config.num_classes, generator))",
-     "eps_pred = model(xt, t, labels)", {"loss_label_dropout": "p_uncond = 0.5"}),
-    (5, "the noise is uniform", "eps = torch.randn(x0.shape, generator=generator)", "eps = torch.rand(x0.shape, generator=generator)",
-     {"loss_noise_standard_normal": "mean"}),
-    (5, "drop_labels keeps with probability p", "keep = torch.rand(labels.shape, generator=generator) >= p_uncond",
-     "keep = torch.rand(labels.shape, generator=generator) < p_uncond", {"drop_labels_rate": "1 - p_uncond"}),
-    (5, "the EMA decay is swapped", "p_ema.mul_(decay).add_(p, alpha=1 - decay)", "p_ema.mul_(1 - decay).add_(p, alpha=decay)",
-     {"ema_convex": "swapped"}),
-    (5, "warm-up starts at 0", "cfg.lr * (step + 1) / cfg.warmup", "cfg.lr * step / cfg.warmup",
-     {"lr_schedule": "step + 1"}),
-    (6, "DDIM's noise term has the wrong sign", "x_s = ab_s ** 0.5 * x0_pred + (1 - ab_s - var) ** 0.5 * eps_pred",
-     "x_s = ab_s ** 0.5 * x0_pred - (1 - ab_s - var) ** 0.5 * eps_pred", {"ddim_lands_on_q_sample": "sign"}),
-    (6, "x0_pred reads alpha_bar[t-1]", "ab_t, ab_s = schedule.alpha_bar[t].item()", "ab_t, ab_s = schedule.alpha_bar[t - 1].item()",
-     {"x0_pred_inverts_q_sample": "ZeroDivisionError"}),
-    (6, "eps not recomputed after clipping", "eps_pred = (xt - ab_t ** 0.5 * x0_pred) / (1 - ab_t) ** 0.5", "pass",
-     {"clip_recomputes_eps": "recompute eps_pred"}),
-    (6, "sigma squared used as the noise scale", "var ** 0.5 * torch.randn", "var * torch.randn",
-     {"ddpm_step": "sigma_t²"}),
-    (6, "the steps go down to 0", "round(T - i * (T - 1) / (steps - 1))", "round(T - i * T / (steps - 1))",
-     {"sampling_timesteps_property": "t = 0 is the clean image"}),
-    (7, "no matrix square root", ".clamp(min=0).sqrt().sum()", ".clamp(min=0).sum()",
-     {"fd_zero_for_identical": "not 0", "fd_one_dimension": "square root"}),
-    (7, "rerank keeps the worst", "scores.argsort(dim=1, descending=True)", "scores.argsort(dim=1)",
-     {"rerank_keeps_best": "lowest scores"}),
-    (8, "c and ∅ swapped", "return cond + w * (cond - uncond)", "return uncond + w * (uncond - cond)",
-     {"guidance_w0_conditional": "swapped"}),
-    (8, "w used as diffusers' guidance scale", "return cond + w * (cond - uncond)", "return uncond + w * (cond - uncond)",
-     {"guidance_affine_in_w": "guidance_scale"}),
-    (8, "∅ hard-coded as 10", "torch.full_like(labels, model.config.num_classes)", "torch.full_like(labels, 10)",
-     {"guidance_w_minus1_unconditional": "hard-coded"}),
-    (8, "label dropout at sampling time", "cond = model(xt, t, labels)",
-     "cond = model(xt, t, torch.where(torch.rand(labels.shape) < 0.5, torch.full_like(labels, model.config.num_classes), labels))",
-     {"guidance_deterministic_per_image": "called twice"}),
+    (
+        1,
+        "q_sample reads alpha_bar[t-1]",
+        "schedule.alpha_bar[t]",
+        "schedule.alpha_bar[t - 1]",
+        {"q_sample_zero_noise": "off by one"},
+    ),
+    (
+        1,
+        "q_sample weights eps by the variance",
+        "(1 - ab).sqrt() * eps",
+        "(1 - ab) * eps",
+        {"q_sample_noise_scale": "that is the variance"},
+    ),
+    (
+        1,
+        "q_sample does not check t",
+        'raise ValueError("t must lie in 0..T")',
+        "pass",
+        {"q_sample_rejects_bad_t": "accepted without an error"},
+    ),
+    (
+        1,
+        "schedule_from_betas forgets beta_0",
+        "beta = torch.cat([torch.zeros(1, dtype=torch.float64), beta])",
+        "pass",
+        {"schedule_arrays": "expected (T+1,)"},
+    ),
+    (
+        1,
+        "forward_step uses beta as the standard deviation",
+        "b ** 0.5 * eps",
+        "b * eps",
+        {
+            "forward_step_moments": "that is beta_t itself",
+            "chain_matches_closed_form": "the chain",
+        },
+    ),
+    (
+        1,
+        "forward_step forgets the square root of 1 - beta",
+        "(1 - b) ** 0.5 * x_prev",
+        "(1 - b) * x_prev",
+        {"forward_step_moments": "the square root is missing"},
+    ),
+    (
+        2,
+        "linear_schedule is one step off",
+        "torch.linspace(beta_start, beta_end, int(T), dtype=torch.float64)",
+        "torch.linspace(beta_start, beta_end, int(T) + 1, dtype=torch.float64)[1:]",
+        {"linear_endpoints": "linear_schedule("},
+    ),
+    (
+        2,
+        "cosine_schedule without the square",
+        "math.pi / 2) ** 2",
+        "math.pi / 2)",
+        {"cosine_formula": "without the square"},
+    ),
+    (
+        2,
+        "log_snr includes t = 0",
+        "ab = schedule.alpha_bar[1:]",
+        "ab = schedule.alpha_bar",
+        {"log_snr_property": "you included t = 0"},
+    ),
+    (
+        2,
+        "schedule_from_alpha_bar does not clip",
+        "beta.clamp(1e-12, max_beta)",
+        "beta",
+        {"alpha_bar_clipping": "ValueError"},
+    ),
+    (
+        3,
+        "sin and cos interleaved",
+        "torch.cat([angles.sin(), angles.cos()], 1)",
+        "torch.stack([angles.sin(), angles.cos()], 2).flatten(1)",
+        {"embedding_layout": "interleaved"},
+    ),
+    (
+        3,
+        "frequencies max_period^(-k/dim)",
+        "(-torch.arange(half) / half)",
+        "(-torch.arange(half) / (2 * half))",
+        {"embedding_layout": "divide k by dim/2"},
+    ),
+    (
+        3,
+        "no row for the null class",
+        "nn.Embedding(num_classes + 1, dim)",
+        "nn.Embedding(num_classes, dim)",
+        {"class_embedding_null_row": "IndexError"},
+    ),
+    (
+        4,
+        "FiLM as h * gamma",
+        "h * (1 + self.gamma(e_y)[:, :, None, None])",
+        "h * self.gamma(e_y)[:, :, None, None]",
+        {"resblock_fresh": "no gradient"},
+    ),
+    (
+        4,
+        "gamma and beta not zero-initialised",
+        "nn.init.zeros_(layer.weight); nn.init.zeros_(layer.bias)",
+        "pass",
+        {"resblock_fresh": "freshly built"},
+    ),
+    (
+        4,
+        "the time shift averaged over the batch",
+        "self.beta(e_t)[:, :, None, None]",
+        "self.beta(e_t).mean(0)[None, :, None, None]",
+        {"resblock_conditioning": "changed image 1"},
+    ),
+    (
+        4,
+        "the U-Net ignores the label",
+        "e_t, e_y = F.silu(self.time(t)), F.silu(self.label(labels))",
+        "e_t, e_y = F.silu(self.time(t)), 0 * F.silu(self.label(labels))",
+        {"unet_conditioning": "did not change the output"},
+    ),
+    (
+        4,
+        "a layer built but never used",
+        "self.head = conv_block(ch[0], c.in_channels, g)",
+        "self.head = conv_block(ch[0], c.in_channels, g); self.spare = nn.Linear(e, e)",
+        {"unet_gradients": "no gradient reaches spare.weight"},
+    ),
+    (
+        4,
+        "the U-Net does not check the size",
+        'raise ValueError("H and W must be divisible by down_factor")',
+        "pass",
+        {"unet_rejects_bad_sizes": "UNet (down factor 4)"},
+    ),
+    (
+        5,
+        "t drawn from 0..T-1",
+        "torch.randint(1, schedule.T + 1, (B,), generator=generator)",
+        "torch.randint(0, schedule.T, (B,), generator=generator)",
+        {"loss_draws_t": "t = 1..T", "loss_zero_for_true_noise": "t = 1..T"},
+    ),
+    (
+        5,
+        "the loss is a sum",
+        "return per_image.mean()",
+        "return per_image.sum() * 16",
+        {"loss_is_mse": "the SUM of squares"},
+    ),
+    (
+        5,
+        "label dropout never drops",
+        "eps_pred = model(xt, t, drop_labels(labels, p_uncond, "
+        "model.config.num_classes, generator))",
+        "eps_pred = model(xt, t, labels)",
+        {"loss_label_dropout": "p_uncond = 0.5"},
+    ),
+    (
+        5,
+        "the noise is uniform",
+        "eps = torch.randn(x0.shape, generator=generator)",
+        "eps = torch.rand(x0.shape, generator=generator)",
+        {"loss_noise_standard_normal": "mean"},
+    ),
+    (
+        5,
+        "drop_labels keeps with probability p",
+        "keep = torch.rand(labels.shape, generator=generator) >= p_uncond",
+        "keep = torch.rand(labels.shape, generator=generator) < p_uncond",
+        {"drop_labels_rate": "1 - p_uncond"},
+    ),
+    (
+        5,
+        "the EMA decay is swapped",
+        "p_ema.mul_(decay).add_(p, alpha=1 - decay)",
+        "p_ema.mul_(1 - decay).add_(p, alpha=decay)",
+        {"ema_convex": "swapped"},
+    ),
+    (
+        5,
+        "warm-up starts at 0",
+        "cfg.lr * (step + 1) / cfg.warmup",
+        "cfg.lr * step / cfg.warmup",
+        {"lr_schedule": "step + 1"},
+    ),
+    (
+        6,
+        "DDIM's noise term has the wrong sign",
+        "x_s = ab_s ** 0.5 * x0_pred + (1 - ab_s - var) ** 0.5 * eps_pred",
+        "x_s = ab_s ** 0.5 * x0_pred - (1 - ab_s - var) ** 0.5 * eps_pred",
+        {"ddim_lands_on_q_sample": "sign"},
+    ),
+    (
+        6,
+        "x0_pred reads alpha_bar[t-1]",
+        "ab_t, ab_s = schedule.alpha_bar[t].item()",
+        "ab_t, ab_s = schedule.alpha_bar[t - 1].item()",
+        {"x0_pred_inverts_q_sample": "ZeroDivisionError"},
+    ),
+    (
+        6,
+        "eps not recomputed after clipping",
+        "eps_pred = (xt - ab_t ** 0.5 * x0_pred) / (1 - ab_t) ** 0.5",
+        "pass",
+        {"clip_recomputes_eps": "recompute eps_pred"},
+    ),
+    (
+        6,
+        "sigma squared used as the noise scale",
+        "var ** 0.5 * torch.randn",
+        "var * torch.randn",
+        {"ddpm_step": "sigma_t²"},
+    ),
+    (
+        6,
+        "the steps go down to 0",
+        "round(T - i * (T - 1) / (steps - 1))",
+        "round(T - i * T / (steps - 1))",
+        {"sampling_timesteps_property": "t = 0 is the clean image"},
+    ),
+    (
+        7,
+        "no matrix square root",
+        ".clamp(min=0).sqrt().sum()",
+        ".clamp(min=0).sum()",
+        {"fd_zero_for_identical": "not 0", "fd_one_dimension": "square root"},
+    ),
+    (
+        7,
+        "rerank keeps the worst",
+        "scores.argsort(dim=1, descending=True)",
+        "scores.argsort(dim=1)",
+        {"rerank_keeps_best": "lowest scores"},
+    ),
+    (
+        8,
+        "c and ∅ swapped",
+        "return cond + w * (cond - uncond)",
+        "return uncond + w * (uncond - cond)",
+        {"guidance_w0_conditional": "swapped"},
+    ),
+    (
+        8,
+        "w used as diffusers' guidance scale",
+        "return cond + w * (cond - uncond)",
+        "return uncond + w * (cond - uncond)",
+        {"guidance_affine_in_w": "guidance_scale"},
+    ),
+    (
+        8,
+        "∅ hard-coded as 10",
+        "torch.full_like(labels, model.config.num_classes)",
+        "torch.full_like(labels, 10)",
+        {"guidance_w_minus1_unconditional": "hard-coded"},
+    ),
+    (
+        8,
+        "label dropout at sampling time",
+        "cond = model(xt, t, labels)",
+        "cond = model(xt, t, torch.where(torch.rand(labels.shape) < 0.5, "
+        "torch.full_like(labels, model.config.num_classes), labels))",
+        {"guidance_deterministic_per_image": "called twice"},
+    ),
 ]
 
 
@@ -349,7 +552,12 @@ BROKEN = [
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_the_course_own_functions_pass(tmp_path, lesson):
     exercise = EXERCISES[lesson]
-    status, report, text = check(tmp_path, lesson, f"from diffusion_lessons.{exercise.module} import {', '.join(exercise.functions)}\n")
+    status, report, text = check(
+        tmp_path,
+        lesson,
+        f"from diffusion_lessons.{exercise.module} import "
+        f"{', '.join(exercise.functions)}\n",
+    )
     assert status == 0, text
     assert report["passed"] == report["total"] == len(exercise.properties) > 0
     assert set(report["functions"].values()) == {"course (imported)"}
@@ -371,24 +579,41 @@ def test_a_learner_own_correct_code_passes(tmp_path, lesson):
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_untouched_template_is_all_todo(tmp_path, lesson):
-    status, report, text = check(tmp_path, lesson, template_path(lesson).read_text(), name=f"lesson{lesson:02d}_exercise.py")
+    status, report, text = check(
+        tmp_path,
+        lesson,
+        template_path(lesson).read_text(),
+        name=f"lesson{lesson:02d}_exercise.py",
+    )
     assert status == 1
-    assert report["todo"] == report["total"] and report["failed"] == report["passed"] == 0, text
-    assert all(r["status"] == "todo" and f"Task {lesson}." in r["message"] for r in report["results"]), text
+    assert (
+        report["todo"] == report["total"] and report["failed"] == report["passed"] == 0
+    ), text
+    assert all(
+        r["status"] == "todo" and f"Task {lesson}." in r["message"]
+        for r in report["results"]
+    ), text
     assert f"0 passed, 0 failed, {report['total']} to do" in text
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_templates_have_the_course_signatures(lesson):
-    """A learner's function must be callable exactly like the course's: same parameters, same defaults."""
+    """A learner's function must be callable exactly like the course's: same parameters,
+    same defaults.
+    """
     exercise = EXERCISES[lesson]
     course = importlib.import_module(f"diffusion_lessons.{exercise.module}")
-    spec = importlib.util.spec_from_file_location(f"_template_{lesson}", template_path(lesson))
+    spec = importlib.util.spec_from_file_location(
+        f"_template_{lesson}", template_path(lesson)
+    )
     template = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(template)
 
     def params(obj):
-        return [(p.name, p.kind, p.default) for p in inspect.signature(obj).parameters.values()]
+        return [
+            (p.name, p.kind, p.default)
+            for p in inspect.signature(obj).parameters.values()
+        ]
 
     for name in exercise.functions:
         mine, theirs = getattr(template, name), getattr(course, name)
@@ -405,41 +630,64 @@ def test_templates_have_the_course_signatures(lesson):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lesson, what, old, new, expected", BROKEN, ids=[f"{b[0]}-{b[1]}" for b in BROKEN])
-def test_broken_variant_fails_with_a_useful_message(tmp_path, lesson, what, old, new, expected):
+@pytest.mark.parametrize(
+    "lesson, what, old, new, expected", BROKEN, ids=[f"{b[0]}-{b[1]}" for b in BROKEN]
+)
+def test_broken_variant_fails_with_a_useful_message(
+    tmp_path, lesson, what, old, new, expected
+):
     source = textwrap.dedent(GOOD[lesson])
-    assert textwrap.dedent(old) in source, f"the test's replacement for {what!r} does not apply"
+    assert textwrap.dedent(old) in source, (
+        f"the test's replacement for {what!r} does not apply"
+    )
     status, report, text = check(tmp_path, lesson, source.replace(old, new))
     assert status == 1, text
     results = by_name(report)
     for name, needle in expected.items():
         result = results[name]
         assert result["status"] == "fail", f"{what}: {name} should fail\n{text}"
-        assert needle in result["message"], f"{what}: {name}'s message lacks {needle!r}\n{result['message']}"
+        assert needle in result["message"], (
+            f"{what}: {name}'s message lacks {needle!r}\n{result['message']}"
+        )
         assert result["hint"] and f"Hint: {result['hint']}" in text
         assert f"FAIL  {result['description']}" in text
 
 
 def test_crash_in_learner_code_names_the_line(tmp_path):
-    source = textwrap.dedent(GOOD[1]).replace("ab = schedule.alpha_bar[t].to(x0.dtype).view(-1, 1, 1, 1)",
-                                              "ab = schedule.alpha_bar[t].to(x0.dtype).view(-1, 2)")
+    source = textwrap.dedent(GOOD[1]).replace(
+        "ab = schedule.alpha_bar[t].to(x0.dtype).view(-1, 1, 1, 1)",
+        "ab = schedule.alpha_bar[t].to(x0.dtype).view(-1, 2)",
+    )
     status, report, text = check(tmp_path, 1, source)
     assert status == 1
     message = by_name(report)["q_sample_zero_noise"]["message"]
-    assert "your code raised RuntimeError" in message and "mine.py, line" in message and "view(-1, 2)" in message
+    assert (
+        "your code raised RuntimeError" in message
+        and "mine.py, line" in message
+        and "view(-1, 2)" in message
+    )
     assert "Falsifying example:" in message
 
 
 def test_partial_file_uses_the_course_for_the_rest(tmp_path):
-    """Only q_sample written: its properties run; properties of missing functions are TODO; mixed ones say whose is whose."""
+    """Only q_sample written: its properties run; properties of missing functions are
+    TODO; mixed ones say whose is whose.
+    """
     source = textwrap.dedent(GOOD[1])
-    source = source[source.index("def q_sample"):]
+    source = source[source.index("def q_sample") :]
     status, report, text = check(tmp_path, 1, "import torch\n" + source)
     assert status == 1
     results = by_name(report)
-    assert report["functions"] == {"schedule_from_betas": "course", "forward_step": "course", "q_sample": "yours"}
+    assert report["functions"] == {
+        "schedule_from_betas": "course",
+        "forward_step": "course",
+        "q_sample": "yours",
+    }
     assert results["q_sample_zero_noise"]["status"] == "pass"
-    assert results["schedule_arrays"]["status"] == "todo" and "not in your file" in results["schedule_arrays"]["message"]
+    assert (
+        results["schedule_arrays"]["status"] == "todo"
+        and "not in your file" in results["schedule_arrays"]["message"]
+    )
     assert results["chain_matches_closed_form"]["status"] == "pass"
     assert "(your q_sample; course's forward_step)" in text
 
@@ -450,14 +698,21 @@ def test_partial_file_uses_the_course_for_the_rest(tmp_path):
 
 
 def test_syntax_error_gives_status_2_and_the_line(tmp_path):
-    status, report, text = check(tmp_path, 1, "import torch\n\ndef q_sample(x0, t, schedule, eps=None, generator=None:\n    return x0\n")
+    status, report, text = check(
+        tmp_path,
+        1,
+        "import torch\n\ndef q_sample(x0, t, schedule, eps=None, generator=None:\n    "
+        "return x0\n",
+    )
     assert status == 2 and report["exit_status"] == 2
     assert "line 3" in text and "SyntaxError" in text and "Fix this line" in text
     assert report["error"] and report["results"] == []
 
 
 def test_failing_import_gives_status_2(tmp_path):
-    status, report, text = check(tmp_path, 1, "import torch\nimport no_such_module_here\n")
+    status, report, text = check(
+        tmp_path, 1, "import torch\nimport no_such_module_here\n"
+    )
     assert status == 2
     assert "ModuleNotFoundError" in text and "line 2" in text and "__main__" in text
 
@@ -480,21 +735,52 @@ def test_missing_file_and_unknown_lesson(tmp_path):
 def test_json_report_is_complete(tmp_path):
     source = textwrap.dedent(GOOD[1]).replace("(1 - ab).sqrt() * eps", "(1 - ab) * eps")
     status, report, _ = check(tmp_path, 1, source)
-    assert set(report) == {"lesson", "title", "file", "exit_status", "error", "functions", "results", "passed", "failed",
-                           "todo", "total"}
-    assert report["lesson"] == 1 and report["exit_status"] == status == 1 and report["error"] is None
+    assert set(report) == {
+        "lesson",
+        "title",
+        "file",
+        "exit_status",
+        "error",
+        "functions",
+        "results",
+        "passed",
+        "failed",
+        "todo",
+        "total",
+    }
+    assert (
+        report["lesson"] == 1
+        and report["exit_status"] == status == 1
+        and report["error"] is None
+    )
     assert report["file"].endswith("mine.py")
-    assert report["passed"] + report["failed"] + report["todo"] == report["total"] == len(EXERCISES[1].properties)
-    assert [r["name"] for r in report["results"]] == [p.name for p in EXERCISES[1].properties]
+    assert (
+        report["passed"] + report["failed"] + report["todo"]
+        == report["total"]
+        == len(EXERCISES[1].properties)
+    )
+    assert [r["name"] for r in report["results"]] == [
+        p.name for p in EXERCISES[1].properties
+    ]
     for r in report["results"]:
-        assert set(r) == {"name", "description", "status", "message", "hint", "functions"}
+        assert set(r) == {
+            "name",
+            "description",
+            "status",
+            "message",
+            "hint",
+            "functions",
+        }
         assert r["status"] in ("pass", "fail", "todo") and r["hint"]
         assert (r["message"] == "") == (r["status"] == "pass")
 
 
 def test_copy_template(tmp_path):
     path = copy_template(3, tmp_path)
-    assert path == tmp_path / "lesson03_exercise.py" and path.read_text() == template_path(3).read_text()
+    assert (
+        path == tmp_path / "lesson03_exercise.py"
+        and path.read_text() == template_path(3).read_text()
+    )
     with pytest.raises(FileExistsError, match="already exists"):
         copy_template(3, path)
     assert copy_template(3, path, overwrite=True) == path
@@ -519,29 +805,55 @@ def test_check_command_arguments(tmp_path, capsys):
     dest = tmp_path / "l8.py"
     assert check_command(parser.parse_args(["8", "--template", str(dest)])) == 0
     assert dest.exists() and "diffusion-lessons check 8" in capsys.readouterr().out
-    assert check_command(parser.parse_args(["8", str(dest), "--json", str(tmp_path / "r.json")])) == 1
-    assert json.loads((tmp_path / "r.json").read_text())["todo"] == len(EXERCISES[8].properties)
+    assert (
+        check_command(
+            parser.parse_args(["8", str(dest), "--json", str(tmp_path / "r.json")])
+        )
+        == 1
+    )
+    assert json.loads((tmp_path / "r.json").read_text())["todo"] == len(
+        EXERCISES[8].properties
+    )
     assert check_command(parser.parse_args(["8"])) == 2
     assert "Name the file" in capsys.readouterr().err
 
 
 def test_docs_page_lists_every_property():
-    """docs/exercises.md lists the registry; a property added here must be added there too."""
+    """docs/exercises.md lists the registry; a property added here must be added there
+    too.
+    """
     from pathlib import Path
+
     page = (Path(__file__).resolve().parents[1] / "docs" / "exercises.md").read_text()
-    missing = [p.name for lesson in LESSONS for p in EXERCISES[lesson].properties if f"`{p.name}`" not in page]
+    missing = [
+        p.name
+        for lesson in LESSONS
+        for p in EXERCISES[lesson].properties
+        if f"`{p.name}`" not in page
+    ]
     assert not missing, f"add these properties to docs/exercises.md: {missing}"
 
 
 def test_a_different_signature_is_reported_not_crashed_on(tmp_path):
-    """Chapter exercises sometimes use other signatures (e.g. my_q_sample(x0, t, alpha_bar, eps)); say so clearly."""
-    source = textwrap.dedent(GOOD[1]).replace("def q_sample(x0, t, schedule, eps=None, generator=None):",
-                                              "def q_sample(x0, t, alpha_bar, eps=None, generator=None):\n    schedule = alpha_bar")
+    """Chapter exercises sometimes use other signatures (e.g. my_q_sample(x0, t,
+    alpha_bar, eps)); say so clearly.
+    """
+    source = textwrap.dedent(GOOD[1]).replace(
+        "def q_sample(x0, t, schedule, eps=None, generator=None):",
+        "def q_sample(x0, t, alpha_bar, eps=None, generator=None):\n    schedule = "
+        "alpha_bar",
+    )
     status, report, text = check(tmp_path, 1, source)
     assert status == 1
     result = by_name(report)["q_sample_zero_noise"]
-    assert result["status"] == "fail" and "your q_sample takes (x0, t, alpha_bar, eps, generator)" in result["message"]
+    assert (
+        result["status"] == "fail"
+        and "your q_sample takes (x0, t, alpha_bar, eps, generator)"
+        in result["message"]
+    )
     assert by_name(report)["schedule_arrays"]["status"] == "pass"
-    extra = textwrap.dedent(GOOD[1]).replace("def q_sample(x0, t, schedule, eps=None, generator=None):",
-                                             "def q_sample(x0, t, schedule, eps=None, generator=None, verbose=False):")
+    extra = textwrap.dedent(GOOD[1]).replace(
+        "def q_sample(x0, t, schedule, eps=None, generator=None):",
+        "def q_sample(x0, t, schedule, eps=None, generator=None, verbose=False):",
+    )
     assert check(tmp_path, 1, extra, name="extra.py")[0] == 0

@@ -27,12 +27,18 @@ def test_auto_falls_back_to_offline_digits_with_one_line(capsys):
 def test_limit_and_loader():
     x, y = load_digits("mnist-5k", limit=300)
     assert len(x) == 300 and len(set(y.tolist())) == 10
-    xb, yb = next(iter(make_loader(x, y, batch_size=64, generator=torch.Generator().manual_seed(0))))
+    xb, yb = next(
+        iter(
+            make_loader(x, y, batch_size=64, generator=torch.Generator().manual_seed(0))
+        )
+    )
     assert xb.shape == (64, 1, 28, 28) and yb.shape == (64,)
 
 
 def _write_idx(path, array: torch.Tensor, ndim_code=0x08, truncate=0):
-    header = bytes([0, 0, ndim_code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, ndim_code, array.ndim]) + b"".join(
+        d.to_bytes(4, "big") for d in array.shape
+    )
     body = array.numpy().astype("uint8").tobytes()
     data = header + body[: len(body) - truncate]
     (gzip.open if path.suffix == ".gz" else open)(path, "wb").write(data)
@@ -70,6 +76,7 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
 
 def test_fashion_mnist_offline_when_debian_files_exist():
     import pathlib
+
     if not pathlib.Path("/usr/share/datasets/fashion-mnist").is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed (CI installs it)")
     x, y = load_digits("fashion-mnist", "test")

@@ -1,15 +1,17 @@
 """The documentation site builds with --strict, and every page works in a real browser.
 
-1. `mkdocs build --strict` into a temporary directory (once per module): broken links, missing
-   pages, failing notebook cells and unknown `{{ source(...) }}` references all fail it.
-2. Chromium (Debian's /usr/bin/chromium, driven by Playwright; never `playwright install`) loads
-   every HTML page of the built site from a local server and checks that: the page has a title,
-   every image loaded, math was rendered by the vendored KaTeX without errors, nothing was logged
-   to the console as an error, no request failed or returned >= 400, and nothing was fetched from
-   outside the local server (the site must work offline).
+1. `mkdocs build --strict` into a temporary directory (once per module): broken links,
+   missing pages, failing notebook cells and unknown `{{ source(...) }}` references all
+   fail it.
+2. Chromium (Debian's /usr/bin/chromium, driven by Playwright; never `playwright
+   install`) loads
+   every HTML page of the built site from a local server and checks that: the page has a
+   title, every image loaded, math was rendered by the vendored KaTeX without errors,
+   nothing was logged to the console as an error, no request failed or returned >= 400,
+   and nothing was fetched from outside the local server (the site must work offline).
 
-The browser test is skipped only when /usr/bin/chromium is missing and the CI variable is unset;
-under CI it fails instead.
+The browser test is skipped only when /usr/bin/chromium is missing and the CI variable
+is unset; under CI it fails instead.
 
     .venv/bin/python -m pytest tests/test_docs_site.py -q
 """
@@ -50,13 +52,18 @@ PAGE_TIMEOUT_MS = 20_000
 
 
 def _expected_pages() -> list[str]:
-    """Site paths ("" for the home page, "notation/" ...) predicted from docs/, for parametrizing.
+    """Site paths ("" for the home page, "notation/" ...) predicted from docs/, for
+    parametrizing.
 
     Markdown pages and docs/notebooks/*.py notebooks become pages (use_directory_urls).
-    `test_every_built_page_is_checked` verifies the prediction against the built site, so a page
-    can never escape the browser test unnoticed.
+    `test_every_built_page_is_checked` verifies the prediction against the built site,
+    so a page can never escape the browser test unnoticed.
     """
-    sources = [p for p in DOCS.rglob("*.md") if not {"hooks", "figures"} & set(p.relative_to(DOCS).parts)]
+    sources = [
+        p
+        for p in DOCS.rglob("*.md")
+        if not {"hooks", "figures"} & set(p.relative_to(DOCS).parts)
+    ]
     sources += sorted((DOCS / "notebooks").glob("*.py"))
     pages = set()
     for src in sources:
@@ -70,7 +77,9 @@ def _expected_pages() -> list[str]:
 
 
 def _built_pages(site: Path) -> list[str]:
-    """Every HTML page of the built site, as site paths (404 page and theme assets left out)."""
+    """Every HTML page of the built site, as site paths (404 page and theme assets left
+    out).
+    """
     pages = []
     for html in site.rglob("*.html"):
         rel = html.relative_to(site)
@@ -109,7 +118,8 @@ def site(tmp_path_factory) -> Path:
     if proc.returncode != 0:
         pytest.fail(
             f"mkdocs build --strict failed (exit {proc.returncode}).\n"
-            f"--- stderr ---\n{proc.stderr[-20000:]}\n--- stdout ---\n{proc.stdout[-5000:]}",
+            f"--- stderr ---\n{proc.stderr[-20000:]}\n--- stdout "
+            f"---\n{proc.stdout[-5000:]}",
             pytrace=False,
         )
     return out
@@ -136,12 +146,19 @@ def server(site):
 def browser():
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; CI must run the browser test (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser test)")
+            pytest.fail(
+                f"{CHROMIUM} is missing; CI must run the browser test (apt-get install "
+                "chromium)"
+            )
+        pytest.skip(
+            f"{CHROMIUM} is missing (install Debian's chromium to run the browser test)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield b
         finally:
@@ -161,14 +178,16 @@ def test_site_builds_strict(site):
 def test_every_built_page_is_checked(site):
     built = _built_pages(site)
     assert built == PAGES, (
-        "The browser test's page list (predicted from docs/) differs from the built site:\n"
+        "The browser test's page list (predicted from docs/) differs from the built "
+        "site:\n"
         f"  built but not checked: {sorted(set(built) - set(PAGES))}\n"
         f"  expected but not built: {sorted(set(PAGES) - set(built))}\n"
         "Update _expected_pages() in tests/test_docs_site.py."
     )
 
 
-# Runs in the page after load: wait for every image (lazy ones forced eager), then report.
+# Runs in the page after load: wait for every image (lazy ones forced eager), then
+# report.
 _IMAGES_JS = """
 async () => {
   const imgs = Array.from(document.images);
@@ -194,7 +213,8 @@ _MATH_JS = """
     const copy = el.cloneNode(true);
     copy.querySelectorAll(".katex, code, pre").forEach((k) => k.remove());
     return copy.textContent;
-  }).filter((text) => /\\$\\$[\\s\\S]+?\\$\\$|\\$[^$\\s][^$]*\\$|\\\\\\(|\\\\\\[/.test(text));
+  }).filter((text) =>
+    /\\$\\$[\\s\\S]+?\\$\\$|\\$[^$\\s][^$]*\\$|\\\\\\(|\\\\\\[/.test(text));
   return {
     rendered: document.documentElement.dataset.mathRendered ?? null,
     katex: document.querySelectorAll(".katex").length,
@@ -207,7 +227,9 @@ _MATH_JS = """
     // `svg { max-width: 100%; height: auto }` squashes them to nothing.
     flatSvgs: Array.from(document.querySelectorAll(".katex svg"))
       .filter((svg) => svg.getBoundingClientRect().height < 2)
-      .map((svg) => (svg.closest(".katex")?.querySelector("annotation")?.textContent || "").slice(0, 80)),
+      .map((svg) => svg.closest(".katex")?.querySelector("annotation"))
+      .map((note) => note?.textContent || "")
+      .map((tex) => tex.slice(0, 80)),
   };
 }
 """
@@ -216,22 +238,43 @@ _MATH_JS = """
 @pytest.mark.parametrize("page_path", PAGES, ids=lambda p: p or "home")
 def test_page_in_browser(page_path, browser, site, server):
     if not (site / page_path / "index.html").is_file():
-        pytest.fail(f"{page_path or 'home'}: not in the built site (see test_every_built_page_is_checked)")
+        pytest.fail(
+            f"{page_path or 'home'}: not in the built site (see "
+            "test_every_built_page_is_checked)"
+        )
     problems: list[str] = []
     local = urlparse(server).netloc
 
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
-    page.on("console", lambda msg: msg.type == "error" and problems.append(
-        f"console error: {msg.text} ({msg.location.get('url', '')})"))
+    page.on(
+        "console",
+        lambda msg: (
+            msg.type == "error"
+            and problems.append(
+                f"console error: {msg.text} ({msg.location.get('url', '')})"
+            )
+        ),
+    )
     page.on("pageerror", lambda exc: problems.append(f"uncaught exception: {exc}"))
-    page.on("requestfailed", lambda req: problems.append(
-        f"request failed: {req.url} ({req.failure})"))
-    page.on("response", lambda resp: resp.status >= 400 and problems.append(
-        f"HTTP {resp.status}: {resp.url}"))
-    page.on("request", lambda req: urlparse(req.url).scheme in ("http", "https")
+    page.on(
+        "requestfailed",
+        lambda req: problems.append(f"request failed: {req.url} ({req.failure})"),
+    )
+    page.on(
+        "response",
+        lambda resp: (
+            resp.status >= 400 and problems.append(f"HTTP {resp.status}: {resp.url}")
+        ),
+    )
+    page.on(
+        "request",
+        lambda req: (
+            urlparse(req.url).scheme in ("http", "https")
             and urlparse(req.url).netloc != local
-            and problems.append(f"request outside the site (fails offline): {req.url}"))
+            and problems.append(f"request outside the site (fails offline): {req.url}")
+        ),
+    )
     try:
         page.goto(server + page_path, wait_until="load", timeout=PAGE_TIMEOUT_MS)
         try:
@@ -240,7 +283,10 @@ def test_page_in_browser(page_path, browser, site, server):
                 timeout=PAGE_TIMEOUT_MS,
             )
         except Exception:
-            problems.append("docs/javascripts/katex-render.js did not finish (no data-math-rendered)")
+            problems.append(
+                "docs/javascripts/katex-render.js did not finish (no "
+                "data-math-rendered)"
+            )
 
         title = page.title().strip()
         if not title:
@@ -255,8 +301,13 @@ def test_page_in_browser(page_path, browser, site, server):
             problems.append("the page has math but no .katex element was rendered")
         problems += [f"KaTeX error: {e}" for e in math["errors"]]
         problems += [f"formula not rendered: {t!r}" for t in math["unrendered"]]
-        problems += [f"unrendered $ math in a notebook cell: {t!r}" for t in math["leftovers"]]
-        problems += [f"KaTeX SVG (square root?) squashed by CSS in: {t!r}" for t in math["flatSvgs"]]
+        problems += [
+            f"unrendered $ math in a notebook cell: {t!r}" for t in math["leftovers"]
+        ]
+        problems += [
+            f"KaTeX SVG (square root?) squashed by CSS in: {t!r}"
+            for t in math["flatSvgs"]
+        ]
         page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
     finally:
         context.close()

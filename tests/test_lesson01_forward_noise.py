@@ -1,4 +1,6 @@
-"""Properties of the forward process (lesson 01): the closed form is the chain, for every t and schedule."""
+"""Properties of the forward process (lesson 01): the closed form is the chain, for
+every t and schedule.
+"""
 
 import math
 
@@ -7,8 +9,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diffusion_lessons.lesson01_forward_noise import (chain_vs_closed_form, forward_step, linear_schedule, q_sample,
-                                                      schedule_from_betas)
+from diffusion_lessons.lesson01_forward_noise import (
+    chain_vs_closed_form,
+    forward_step,
+    linear_schedule,
+    q_sample,
+    schedule_from_betas,
+)
 from diffusion_lessons.lesson02_schedules import make_schedule
 
 schedule_names = st.sampled_from(["linear", "cosine", "sigmoid"])
@@ -16,7 +23,9 @@ schedule_names = st.sampled_from(["linear", "cosine", "sigmoid"])
 
 @given(name=schedule_names, T=st.integers(1, 400), data=st.data())
 def test_closed_form_matches_chain_moments(name, T, data):
-    """Iterating eq. 1.1 t times has mean sqrt(alpha_bar_t) x0 and variance 1 - alpha_bar_t (eq. 1.2), exactly."""
+    """Iterating eq. 1.1 t times has mean sqrt(alpha_bar_t) x0 and variance 1 -
+    alpha_bar_t (eq. 1.2), exactly.
+    """
     sch = make_schedule(name, T)
     t = data.draw(st.integers(1, T))
     x0 = data.draw(st.floats(-1, 1))
@@ -31,7 +40,9 @@ def test_closed_form_matches_chain_moments(name, T, data):
 
 @given(seed=st.integers(0, 2**16), t=st.sampled_from([1, 5, 50, 200]))
 def test_sampled_chain_matches_closed_form(seed, t):
-    """Monte Carlo: the chain's samples have the closed form's mean and std (to sampling error)."""
+    """Monte Carlo: the chain's samples have the closed form's mean and std (to sampling
+    error).
+    """
     sch = linear_schedule(200)
     x0 = torch.tensor([[[[0.8]]]])
     chain, closed = chain_vs_closed_form(x0, sch, [t], n=20_000, seed=seed)
@@ -41,8 +52,14 @@ def test_sampled_chain_matches_closed_form(seed, t):
         assert xs.std().item() == pytest.approx(math.sqrt(1 - ab), abs=0.03)
 
 
-@given(B=st.integers(1, 6), C=st.integers(1, 3), H=st.integers(1, 9), W=st.integers(1, 9),
-       dtype=st.sampled_from([torch.float32, torch.float64]), data=st.data())
+@given(
+    B=st.integers(1, 6),
+    C=st.integers(1, 3),
+    H=st.integers(1, 9),
+    W=st.integers(1, 9),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    data=st.data(),
+)
 def test_q_sample_with_zero_noise_is_scaled_x0(B, C, H, W, dtype, data):
     sch = linear_schedule(100)
     x0 = torch.rand(B, C, H, W, dtype=dtype) * 2 - 1
@@ -71,7 +88,9 @@ def test_t_zero_is_the_clean_image_and_t_T_is_almost_noise():
 
 def test_forward_step_shape_and_variance():
     sch = linear_schedule(10)
-    xt = forward_step(torch.zeros(4000, 1, 2, 2), 10, sch, generator=torch.Generator().manual_seed(0))
+    xt = forward_step(
+        torch.zeros(4000, 1, 2, 2), 10, sch, generator=torch.Generator().manual_seed(0)
+    )
     assert xt.shape == (4000, 1, 2, 2)
     assert xt.var().item() == pytest.approx(sch.beta[10].item(), rel=0.1)
 
@@ -92,7 +111,9 @@ def test_q_sample_rejects_bad_shapes():
         q_sample(torch.zeros(2, 1, 4, 4), 3, sch, eps=torch.zeros(2, 1, 4, 5))
 
 
-@pytest.mark.parametrize("betas", [[0.0, 0.1], [0.5, 1.0], [0.1, -0.2], [float("nan")], []])
+@pytest.mark.parametrize(
+    "betas", [[0.0, 0.1], [0.5, 1.0], [0.1, -0.2], [float("nan")], []]
+)
 def test_schedule_from_betas_rejects_invalid(betas):
     with pytest.raises(ValueError):
         schedule_from_betas(torch.tensor(betas))
@@ -100,6 +121,7 @@ def test_schedule_from_betas_rejects_invalid(betas):
 
 def test_run_writes_figures(tmp_path):
     from diffusion_lessons.lesson01_forward_noise import run
+
     result = run(tmp_path, quick=True)
     for f in result["files"]:
         assert f.exists() and f.stat().st_size > 1000

@@ -7,8 +7,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diffusion_lessons.lesson02_schedules import (SCHEDULES, cosine_schedule, linear_schedule, log_snr, make_schedule,
-                                                  sigmoid_schedule)
+from diffusion_lessons.lesson02_schedules import (
+    SCHEDULES,
+    cosine_schedule,
+    linear_schedule,
+    log_snr,
+    make_schedule,
+    sigmoid_schedule,
+)
 
 schedule_names = st.sampled_from(sorted(SCHEDULES))
 
@@ -49,12 +55,16 @@ def test_linear_schedule_matches_ddpm():
 
 @given(T=st.integers(10, 4000), s=st.floats(0.0, 0.05))
 def test_cosine_schedule_matches_paper_definition(T, s):
-    """alpha_bar_t = f(t)/f(0), f(t) = cos^2((t/T + s)/(1 + s) pi/2), wherever the 0.999 clip is inactive."""
+    """alpha_bar_t = f(t)/f(0), f(t) = cos^2((t/T + s)/(1 + s) pi/2), wherever the 0.999
+    clip is inactive.
+    """
     sch = cosine_schedule(T, s=s)
     f = lambda t: math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
     for t in range(0, T, max(1, T // 17)):
-        if t == 0 or sch.beta[1:t + 1].max().item() < 0.999:
-            assert sch.alpha_bar[t].item() == pytest.approx(f(t) / f(0), rel=1e-9, abs=1e-12)
+        if t == 0 or sch.beta[1 : t + 1].max().item() < 0.999:
+            assert sch.alpha_bar[t].item() == pytest.approx(
+                f(t) / f(0), rel=1e-9, abs=1e-12
+            )
     assert sch.beta.max().item() <= 0.999
 
 
@@ -63,12 +73,21 @@ def test_sigmoid_schedule_is_symmetric_by_default():
     assert sch.alpha_bar[500].item() == pytest.approx(0.5, abs=1e-9)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: linear_schedule(0), lambda: linear_schedule(2.5), lambda: linear_schedule(10, 0.02, 1e-4),
-    lambda: linear_schedule(10, 0.0, 0.02), lambda: linear_schedule(10, 1e-4, 1.0), lambda: cosine_schedule(0),
-    lambda: cosine_schedule(10, s=-1), lambda: sigmoid_schedule(10, start=3, end=-3),
-    lambda: sigmoid_schedule(10, tau=0), lambda: make_schedule("quadratic"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: linear_schedule(0),
+        lambda: linear_schedule(2.5),
+        lambda: linear_schedule(10, 0.02, 1e-4),
+        lambda: linear_schedule(10, 0.0, 0.02),
+        lambda: linear_schedule(10, 1e-4, 1.0),
+        lambda: cosine_schedule(0),
+        lambda: cosine_schedule(10, s=-1),
+        lambda: sigmoid_schedule(10, start=3, end=-3),
+        lambda: sigmoid_schedule(10, tau=0),
+        lambda: make_schedule("quadratic"),
+    ],
+)
 def test_invalid_parameters_raise_clear_value_error(make):
     with pytest.raises(ValueError, match=r"(got|choose)"):
         make()
@@ -76,6 +95,7 @@ def test_invalid_parameters_raise_clear_value_error(make):
 
 def test_run_writes_figures(tmp_path):
     from diffusion_lessons.lesson02_schedules import run
+
     result = run(tmp_path, quick=True)
     for f in result["files"]:
         assert f.exists() and f.stat().st_size > 1000
@@ -83,5 +103,6 @@ def test_run_writes_figures(tmp_path):
 
 def test_schedule_from_alpha_bar_refuses_a_missing_alpha_bar_0():
     from diffusion_lessons.lesson02_schedules import schedule_from_alpha_bar
+
     with pytest.raises(ValueError, match="alpha_bar_0 = 1"):
         schedule_from_alpha_bar(torch.tensor([0.9, 0.5, 0.1]), "shifted")

@@ -1,4 +1,6 @@
-"""Properties of the U-Net (lesson 04): shapes for every valid size, conditioning that matters, clear errors."""
+"""Properties of the U-Net (lesson 04): shapes for every valid size, conditioning that
+matters, clear errors.
+"""
 
 import dataclasses
 
@@ -8,11 +10,18 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffusion_lessons.lesson04_unet import (UNET_PRESETS, UNet, UNetConfig, count_parameters, shape_table,
-                                             shape_table_markdown)
+from diffusion_lessons.lesson04_unet import (
+    UNET_PRESETS,
+    UNet,
+    UNetConfig,
+    count_parameters,
+    shape_table,
+    shape_table_markdown,
+)
 
 fast = settings(max_examples=15, deadline=None)
-MICRO = UNetConfig(channels=(4, 8, 8), groups=4, emb_dim=16)  # down_factor 4; tiny, so tests take milliseconds
+# down_factor 4; tiny, so tests take milliseconds
+MICRO = UNetConfig(channels=(4, 8, 8), groups=4, emb_dim=16)
 
 
 def build(config: UNetConfig = MICRO, seed: int = 0) -> UNet:
@@ -23,9 +32,10 @@ def build(config: UNetConfig = MICRO, seed: int = 0) -> UNet:
 def perturb(model: UNet, seed: int = 0, scale: float = 0.05) -> UNet:
     """Add seeded noise to every weight, standing in for training.
 
-    Untrained, the FiLM projections gamma and beta are zero (eq. 4.3 starts as the identity), so a fresh
-    model ignores t and the label on purpose. Tests that check that t and y *can* change the output need
-    those layers to be non-zero, as they are after the first optimizer step.
+    Untrained, the FiLM projections gamma and beta are zero (eq. 4.3 starts as the
+    identity), so a fresh model ignores t and the label on purpose. Tests that check
+    that t and y *can* change the output need those layers to be non-zero, as they are
+    after the first optimizer step.
     """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -36,8 +46,11 @@ def perturb(model: UNet, seed: int = 0, scale: float = 0.05) -> UNet:
 
 def inputs(B=2, C=1, H=28, W=28, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn((B, C, H, W), generator=g), torch.randint(1, 1001, (B,), generator=g),
-            torch.randint(0, 10, (B,), generator=g))
+    return (
+        torch.randn((B, C, H, W), generator=g),
+        torch.randint(1, 1001, (B,), generator=g),
+        torch.randint(0, 10, (B,), generator=g),
+    )
 
 
 _micro = build(MICRO)
@@ -46,19 +59,29 @@ _micro = build(MICRO)
 @fast
 @given(B=st.integers(1, 4), h=st.integers(1, 8), w=st.integers(1, 8))
 def test_output_shape_equals_input_shape(B, h, w):
-    """Any batch size and any H, W divisible by down_factor (here 4) keep their shape (eq. 4.5)."""
+    """Any batch size and any H, W divisible by down_factor (here 4) keep their shape
+    (eq. 4.5).
+    """
     H, W = 4 * h, 4 * w
     xt, t, labels = inputs(B, 1, H, W)
     assert _micro(xt, t, labels).shape == (B, 1, H, W)
 
 
 def test_done_when_default_model_on_mnist_shape():
-    out = UNet(UNetConfig())(torch.randn(7, 1, 28, 28), torch.randint(1, 1001, (7,)), torch.randint(0, 10, (7,)))
+    out = UNet(UNetConfig())(
+        torch.randn(7, 1, 28, 28),
+        torch.randint(1, 1001, (7,)),
+        torch.randint(0, 10, (7,)),
+    )
     assert out.shape == (7, 1, 28, 28)
 
 
 def test_cifar_shape():
-    model = build(UNetConfig(in_channels=3, image_size=32, channels=(8, 16, 32), groups=4, emb_dim=16))
+    model = build(
+        UNetConfig(
+            in_channels=3, image_size=32, channels=(8, 16, 32), groups=4, emb_dim=16
+        )
+    )
     assert model(*inputs(2, 3, 32, 32)).shape == (2, 3, 32, 32)
 
 
@@ -74,13 +97,16 @@ def test_down_factor():
     assert UNetConfig(channels=(8, 8, 8, 8), image_size=32).down_factor == 8
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"channels": (16, 20, 32)}, "groups=8 must divide"),
-    ({"channels": ()}, "non-empty"),
-    ({"emb_dim": 15}, "even"),
-    ({"channels": (8, 8, 8, 8)}, "divisible by down_factor=8"),
-    ({"num_classes": 0}, "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"channels": (16, 20, 32)}, "groups=8 must divide"),
+        ({"channels": ()}, "non-empty"),
+        ({"emb_dim": 15}, "even"),
+        ({"channels": (8, 8, 8, 8)}, "divisible by down_factor=8"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
 def test_bad_configs_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         UNetConfig(**kwargs)
@@ -101,37 +127,54 @@ def test_changing_t_changes_the_output():
     model = perturb(build())
     xt, _, labels = inputs(2)
     with torch.no_grad():
-        assert not torch.allclose(model(xt, torch.tensor([10, 10]), labels), model(xt, torch.tensor([900, 900]), labels))
-        assert torch.equal(model(xt, 10, labels), model(xt, torch.tensor([10, 10]), labels))  # an int means every image
+        assert not torch.allclose(
+            model(xt, torch.tensor([10, 10]), labels),
+            model(xt, torch.tensor([900, 900]), labels),
+        )
+        # an int means every image
+        assert torch.equal(
+            model(xt, 10, labels), model(xt, torch.tensor([10, 10]), labels)
+        )
 
 
 def test_fresh_model_starts_unconditioned():
-    """Eq. 4.3 with zero-initialised gamma and beta is the identity: the label cannot matter yet."""
+    """Eq. 4.3 with zero-initialised gamma and beta is the identity: the label cannot
+    matter yet.
+    """
     model = build()
     xt, t, _ = inputs(2)
     with torch.no_grad():
-        assert torch.equal(model(xt, t, torch.tensor([1, 1])), model(xt, t, torch.tensor([7, 7])))
+        assert torch.equal(
+            model(xt, t, torch.tensor([1, 1])), model(xt, t, torch.tensor([7, 7]))
+        )
 
 
 def test_disabling_skips_changes_the_output():
-    """The same weights with use_skips=False: zeros replace each skip, and the output changes."""
+    """The same weights with use_skips=False: zeros replace each skip, and the output
+    changes.
+    """
     with_skips = build()
     without = UNet(dataclasses.replace(MICRO, use_skips=False))
-    without.load_state_dict(with_skips.state_dict())  # same layers, same parameter count
+    # same layers, same parameter count
+    without.load_state_dict(with_skips.state_dict())
     assert count_parameters(with_skips) == count_parameters(without)
     with torch.no_grad():
         assert not torch.allclose(with_skips(*inputs(2)), without(*inputs(2)))
 
 
-@pytest.mark.parametrize("config", [MICRO, dataclasses.replace(MICRO, blocks_per_level=2), UNET_PRESETS["tiny"]],
-                         ids=["micro", "micro-2-blocks", "tiny"])
+@pytest.mark.parametrize(
+    "config",
+    [MICRO, dataclasses.replace(MICRO, blocks_per_level=2), UNET_PRESETS["tiny"]],
+    ids=["micro", "micro-2-blocks", "tiny"],
+)
 def test_every_parameter_gets_a_finite_gradient(config):
     model = build(config)
     xt, t, labels = inputs(3)
     F.mse_loss(model(xt, t, labels), torch.randn_like(xt)).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-    # Once gamma and beta are non-zero (after training starts), every parameter gets a non-zero gradient:
+    # Once gamma and beta are non-zero (after training starts), every parameter gets a
+    # non-zero gradient:
     model = perturb(build(config))
     F.mse_loss(model(xt, t, labels), torch.randn_like(xt)).backward()
     # (the class table counts as alive when the rows of the labels used get gradient)
@@ -146,18 +189,29 @@ def test_same_seed_same_output():
         assert not torch.equal(a(*inputs(2)), build(seed=4)(*inputs(2)))
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda x, t, y: (x[0], t, y), ValueError, r"\(B, C, H, W\)"),
-    (lambda x, t, y: (x.repeat(1, 3, 1, 1), t, y), ValueError, "3 channels"),
-    (lambda x, t, y: (x, t, torch.tensor([0, 11])), ValueError, r"labels must lie in 0\.\.10"),
-    (lambda x, t, y: (x, t, torch.tensor([-1, 0])), ValueError, "null class"),
-    (lambda x, t, y: (x, torch.tensor([1, 1001]), y), ValueError, r"0\.\.T = 0\.\.1000"),
-    (lambda x, t, y: (x, torch.tensor([-1, 5]), y), ValueError, r"0\.\.T"),
-    (lambda x, t, y: (x, t.float(), y), TypeError, r"t\.long\(\)"),
-    (lambda x, t, y: (x, t[:1], y), ValueError, "one step per image"),
-    (lambda x, t, y: (x, t, y[:1]), ValueError, "one label per image"),
-    (lambda x, t, y: (x, t, y.float()), TypeError, r"labels\.long\(\)"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda x, t, y: (x[0], t, y), ValueError, r"\(B, C, H, W\)"),
+        (lambda x, t, y: (x.repeat(1, 3, 1, 1), t, y), ValueError, "3 channels"),
+        (
+            lambda x, t, y: (x, t, torch.tensor([0, 11])),
+            ValueError,
+            r"labels must lie in 0\.\.10",
+        ),
+        (lambda x, t, y: (x, t, torch.tensor([-1, 0])), ValueError, "null class"),
+        (
+            lambda x, t, y: (x, torch.tensor([1, 1001]), y),
+            ValueError,
+            r"0\.\.T = 0\.\.1000",
+        ),
+        (lambda x, t, y: (x, torch.tensor([-1, 5]), y), ValueError, r"0\.\.T"),
+        (lambda x, t, y: (x, t.float(), y), TypeError, r"t\.long\(\)"),
+        (lambda x, t, y: (x, t[:1], y), ValueError, "one step per image"),
+        (lambda x, t, y: (x, t, y[:1]), ValueError, "one label per image"),
+        (lambda x, t, y: (x, t, y.float()), TypeError, r"labels\.long\(\)"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(make, error, match):
     xt, t, labels = inputs(2, 1, 8, 8)
     with pytest.raises(error, match=match):
@@ -175,7 +229,12 @@ def test_presets_sizes():
 def test_shape_table_comes_from_the_real_model():
     rows = shape_table(build(UNetConfig()), batch=2)
     names = [name for name, _ in rows]
-    assert names[0] == "input xt" and names[1] == "stem" and names[-1] == "head" and "mid" in names
+    assert (
+        names[0] == "input xt"
+        and names[1] == "stem"
+        and names[-1] == "head"
+        and "mid" in names
+    )
     shapes = dict(rows)
     assert shapes["head"] == (2, 1, 28, 28)
     assert shapes["mid"] == (2, 64, 7, 7) and shapes["downsample.0"] == (2, 32, 14, 14)
@@ -186,6 +245,7 @@ def test_shape_table_comes_from_the_real_model():
 
 def test_run_quick_writes_the_figures(tmp_path):
     from diffusion_lessons.lesson04_unet import run
+
     result = run(tmp_path, quick=True)
     for name in ("04_architecture.png", "04_skips.png"):
         assert (tmp_path / name).stat().st_size > 10_000

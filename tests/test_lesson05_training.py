@@ -1,4 +1,6 @@
-"""Training (lesson 05): the loss goes down, checkpoints lose nothing, bad input is refused clearly."""
+"""Training (lesson 05): the loss goes down, checkpoints lose nothing, bad input is
+refused clearly.
+"""
 
 import dataclasses
 
@@ -9,13 +11,31 @@ from hypothesis import strategies as st
 
 from diffusion_lessons.lesson02_schedules import linear_schedule
 from diffusion_lessons.lesson04_unet import UNET_PRESETS, UNet, UNetConfig
-from diffusion_lessons.lesson05_training import (PRESETS, CheckpointError, TrainConfig, diffusion_loss, drop_labels,
-                                                 ema_update, learning_rate, load_checkpoint, load_trained,
-                                                 save_checkpoint, train)
+from diffusion_lessons.lesson05_training import (
+    PRESETS,
+    CheckpointError,
+    TrainConfig,
+    diffusion_loss,
+    drop_labels,
+    ema_update,
+    learning_rate,
+    load_checkpoint,
+    load_trained,
+    train,
+)
 
 MICRO = UNetConfig(channels=(8, 16), emb_dim=16, groups=4)
-FAST = dataclasses.replace(PRESETS["tiny"], model=MICRO, dataset="mnist-5k", steps=12, batch_size=16, warmup=3,
-                           checkpoint_every=4, sample_every=6, threads=1)
+FAST = dataclasses.replace(
+    PRESETS["tiny"],
+    model=MICRO,
+    dataset="mnist-5k",
+    steps=12,
+    batch_size=16,
+    warmup=3,
+    checkpoint_every=4,
+    sample_every=6,
+    threads=1,
+)
 
 
 def test_loss_decreases_on_a_fixed_batch():
@@ -27,7 +47,9 @@ def test_loss_decreases_on_a_fixed_batch():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def loss_at(seed):
-        return diffusion_loss(model, x0, labels, sch, 0.0, torch.Generator().manual_seed(seed))
+        return diffusion_loss(
+            model, x0, labels, sch, 0.0, torch.Generator().manual_seed(seed)
+        )
 
     with torch.no_grad():
         before = sum(loss_at(s).item() for s in range(4))
@@ -44,8 +66,9 @@ def test_loss_decreases_on_a_fixed_batch():
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     full = train(FAST, tmp_path / "full", progress=False)
     half = train(dataclasses.replace(FAST, steps=8), tmp_path / "half", progress=False)
-    # continue the 8-step run to 12 steps: the schedule of learning rates must be the 12-step one,
-    # so the first leg is trained with the 12-step config and stopped early by a KeyboardInterrupt
+    # continue the 8-step run to 12 steps: the schedule of learning rates must be the
+    # 12-step one, so the first leg is trained with the 12-step config and stopped early
+    # by a KeyboardInterrupt
     assert len(half["losses"]) == 8
     leg = tmp_path / "leg"
     calls = {"n": 0}
@@ -54,11 +77,15 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
         calls["n"] += 1
         raise KeyboardInterrupt
 
-    train(FAST, leg, progress=False, callback=stop_after_first_snapshot)  # Ctrl-C at step 6 saves a checkpoint
+    # Ctrl-C at step 6 saves a checkpoint
+    train(FAST, leg, progress=False, callback=stop_after_first_snapshot)
     assert load_checkpoint(leg / "checkpoint.pt")["step"] == 6
     resumed = train(FAST, leg, resume=True, progress=False)
     assert resumed["losses"] == full["losses"]
-    a, b = load_checkpoint(tmp_path / "full" / "checkpoint.pt"), load_checkpoint(leg / "checkpoint.pt")
+    a, b = (
+        load_checkpoint(tmp_path / "full" / "checkpoint.pt"),
+        load_checkpoint(leg / "checkpoint.pt"),
+    )
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
 
@@ -67,7 +94,9 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     train(dataclasses.replace(FAST, steps=4), tmp_path, progress=False)
     model, schedule, cfg = load_trained(tmp_path / "checkpoint.pt")
     assert cfg.model == MICRO and schedule.T == MICRO.T and not model.training
-    assert not list(tmp_path.glob("*.tmp")), "atomic save must not leave temporary files"
+    assert not list(tmp_path.glob("*.tmp")), (
+        "atomic save must not leave temporary files"
+    )
     with pytest.raises(CheckpointError, match="No checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
     corrupt = tmp_path / "corrupt.pt"
@@ -81,6 +110,7 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     import diffusion_lessons.lesson05_training as l5
+
     real = l5.diffusion_loss
     calls = {"n": 0}
 
@@ -98,7 +128,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, ca
 
 @given(p=st.floats(0.0, 0.9), seed=st.integers(0, 1000))
 def test_label_dropout_rate(p, seed):
-    labels = torch.randint(0, 10, (20_000,), generator=torch.Generator().manual_seed(seed))
+    labels = torch.randint(
+        0, 10, (20_000,), generator=torch.Generator().manual_seed(seed)
+    )
     dropped = drop_labels(labels, p, 10, torch.Generator().manual_seed(seed + 1))
     rate = (dropped == 10).double().mean().item()
     assert abs(rate - p) < 0.02
@@ -135,12 +167,22 @@ def test_invalid_config_is_refused():
 
 def test_export_keeps_what_sampling_needs_and_refuses_resume(tmp_path):
     from diffusion_lessons.lesson05_training import export_checkpoint
+
     train(dataclasses.replace(FAST, steps=4), tmp_path / "run", progress=False)
-    small = export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "run2" / "checkpoint.pt")
-    assert small.stat().st_size < (tmp_path / "run" / "checkpoint.pt").stat().st_size / 2
+    small = export_checkpoint(
+        tmp_path / "run" / "checkpoint.pt", tmp_path / "run2" / "checkpoint.pt"
+    )
+    assert (
+        small.stat().st_size < (tmp_path / "run" / "checkpoint.pt").stat().st_size / 2
+    )
     a, _, _ = load_trained(tmp_path / "run" / "checkpoint.pt")
     b, _, _ = load_trained(small)
     x, t, y = torch.randn(2, 1, 28, 28), torch.tensor([5, 500]), torch.tensor([1, 2])
     torch.testing.assert_close(a(x, t, y), b(x, t, y))
     with pytest.raises(CheckpointError, match="cannot be resumed"):
-        train(dataclasses.replace(FAST, steps=8), tmp_path / "run2", resume=True, progress=False)
+        train(
+            dataclasses.replace(FAST, steps=8),
+            tmp_path / "run2",
+            resume=True,
+            progress=False,
+        )

@@ -1,4 +1,6 @@
-"""Sampling (lesson 06): one update for DDPM and DDIM, shapes, ranges, determinism, file formats."""
+"""Sampling (lesson 06): one update for DDPM and DDIM, shapes, ranges, determinism, file
+formats.
+"""
 
 import dataclasses
 
@@ -10,24 +12,44 @@ from hypothesis import strategies as st
 
 from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNet, UNetConfig
-from diffusion_lessons.lesson06_sampling import (digit_labels, load_samples, reverse_step, sample, sampling_timesteps,
-                                                 save_samples)
+from diffusion_lessons.lesson06_sampling import (
+    digit_labels,
+    load_samples,
+    reverse_step,
+    sample,
+    sampling_timesteps,
+    save_samples,
+)
 
 MICRO = UNetConfig(channels=(8, 16), emb_dim=16, groups=4, T=100)
 
 
-@given(name=st.sampled_from(["linear", "cosine", "sigmoid"]), T=st.integers(2, 1000), data=st.data())
+@given(
+    name=st.sampled_from(["linear", "cosine", "sigmoid"]),
+    T=st.integers(2, 1000),
+    data=st.data(),
+)
 def test_ddim_with_eta_1_and_every_step_is_ddpm(name, T, data):
-    """Eq. 6.3 with s = t - 1 and eta = 1 has Algorithm 2's coefficients (eq. 6.4, sigma^2 = beta~_t)."""
+    """Eq. 6.3 with s = t - 1 and eta = 1 has Algorithm 2's coefficients (eq. 6.4,
+    sigma^2 = beta~_t).
+    """
     sch = make_schedule(name, T)
     t = data.draw(st.integers(2, T))
-    xt, eps = torch.randn(2, 1, 3, 3, dtype=torch.float64), torch.randn(2, 1, 3, 3, dtype=torch.float64)
+    xt, eps = (
+        torch.randn(2, 1, 3, 3, dtype=torch.float64),
+        torch.randn(2, 1, 3, 3, dtype=torch.float64),
+    )
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     x_s, _ = reverse_step(xt, eps, t, t - 1, sch, eta=1.0, clip_x0=False, generator=g1)
-    a, ab, ab_prev, b = sch.alpha[t].item(), sch.alpha_bar[t].item(), sch.alpha_bar[t - 1].item(), sch.beta[t].item()
+    a, ab, ab_prev, b = (
+        sch.alpha[t].item(),
+        sch.alpha_bar[t].item(),
+        sch.alpha_bar[t - 1].item(),
+        sch.beta[t].item(),
+    )
     z = torch.randn(xt.shape, generator=g2).double()
     sigma = ((1 - ab_prev) / (1 - ab) * b) ** 0.5
-    ddpm = (xt - b / (1 - ab) ** 0.5 * eps) / a ** 0.5 + sigma * z
+    ddpm = (xt - b / (1 - ab) ** 0.5 * eps) / a**0.5 + sigma * z
     torch.testing.assert_close(x_s, ddpm, rtol=1e-6, atol=1e-6)
 
 
@@ -59,7 +81,14 @@ def test_sample_shape_range_and_determinism(model, sampler, steps):
 
 def test_trajectory_ends_at_the_sample(model):
     sch = make_schedule("cosine", MICRO.T)
-    x0, traj = sample(model, sch, torch.tensor([3, 5]), steps=7, generator=torch.Generator().manual_seed(0), trajectory=True)
+    x0, traj = sample(
+        model,
+        sch,
+        torch.tensor([3, 5]),
+        steps=7,
+        generator=torch.Generator().manual_seed(0),
+        trajectory=True,
+    )
     assert [e["t"] for e in traj] == sampling_timesteps(MICRO.T, 7)
     torch.testing.assert_close(traj[-1]["x0_pred"], x0)
 
@@ -81,16 +110,23 @@ def test_sample_files_exactly_as_specified(tmp_path):
     data = np.load(tmp_path / "s.npz")
     assert set(data.files) == {"images", "labels"}
     assert data["images"].shape == (6, 28, 28) and data["images"].dtype == np.float32
-    assert data["labels"].dtype == np.int64 and data["labels"].tolist() == labels.tolist()
+    assert (
+        data["labels"].dtype == np.int64 and data["labels"].tolist() == labels.tolist()
+    )
     assert 0 <= data["images"].min() and data["images"].max() <= 1
     back, back_labels = load_samples(tmp_path / "s.npz")
     torch.testing.assert_close(back, x, atol=1e-6, rtol=0)
     save_samples(tmp_path / "s.png", x, labels, nrow=2)
     from PIL import Image
+
     assert Image.open(tmp_path / "s.png").size == (2 * 30 + 2, 3 * 30 + 2)
     with pytest.raises(ValueError, match=".png"):
         save_samples(tmp_path / "s.jpg", x, labels)
-    np.savez(tmp_path / "bad.npz", images=np.full((2, 28, 28), 3.0, np.float32), labels=np.zeros(2, np.int64))
+    np.savez(
+        tmp_path / "bad.npz",
+        images=np.full((2, 28, 28), 3.0, np.float32),
+        labels=np.zeros(2, np.int64),
+    )
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         load_samples(tmp_path / "bad.npz")
 
@@ -98,10 +134,41 @@ def test_sample_files_exactly_as_specified(tmp_path):
 def test_cli_writes_npz_and_png(tmp_path):
     from diffusion_lessons.cli import main
     from diffusion_lessons.lesson05_training import PRESETS, train
-    cfg = dataclasses.replace(PRESETS["tiny"], model=MICRO, dataset="mnist-5k", steps=2, batch_size=8, warmup=1, threads=1)
+
+    cfg = dataclasses.replace(
+        PRESETS["tiny"],
+        model=MICRO,
+        dataset="mnist-5k",
+        steps=2,
+        batch_size=8,
+        warmup=1,
+        threads=1,
+    )
     train(cfg, tmp_path / "run", progress=False)
     for name in ("s.npz", "s.png"):
-        main(["sample", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--digits", "07", "--per-digit", "3",
-              "--steps", "5", "--seed", "0", "--out", str(tmp_path / name)])
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(tmp_path / "run" / "checkpoint.pt"),
+                "--digits",
+                "07",
+                "--per-digit",
+                "3",
+                "--steps",
+                "5",
+                "--seed",
+                "0",
+                "--out",
+                str(tmp_path / name),
+            ]
+        )
     data = np.load(tmp_path / "s.npz")
-    assert data["images"].shape == (6, 28, 28) and data["labels"].tolist() == [0, 0, 0, 7, 7, 7]
+    assert data["images"].shape == (6, 28, 28) and data["labels"].tolist() == [
+        0,
+        0,
+        0,
+        7,
+        7,
+        7,
+    ]

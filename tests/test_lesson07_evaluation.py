@@ -1,10 +1,10 @@
-"""Lesson 07: the Fréchet distance, the classifier metrics, re-ranking, CLIP scoring and clear errors."""
+"""Lesson 07: the Fréchet distance, the classifier metrics, re-ranking, CLIP scoring and
+clear errors.
+"""
 
 import math
-import os
 import time
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,9 +16,25 @@ from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNET_PRESETS, UNet
 from diffusion_lessons.lesson06_sampling import save_samples
 
-TINY_CLIP = {"embed_dim": 16,
-             "vision_cfg": {"image_size": 28, "patch_size": 14, "width": 32, "layers": 1, "head_width": 16, "mlp_ratio": 1.0},
-             "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1, "mlp_ratio": 1.0}}
+TINY_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {
+        "image_size": 28,
+        "patch_size": 14,
+        "width": 32,
+        "layers": 1,
+        "head_width": 16,
+        "mlp_ratio": 1.0,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 16,
+        "heads": 1,
+        "layers": 1,
+        "mlp_ratio": 1.0,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +43,18 @@ def tiny_clip():
 
 
 def gaussian(seed: int, D: int, n: int):
-    """Mean (D,) and covariance (D, D) of n random points: rank min(n - 1, D), singular whenever n <= D."""
+    """Mean (D,) and covariance (D, D) of n random points: rank min(n - 1, D), singular
+    whenever n <= D.
+    """
     g = torch.Generator().manual_seed(seed)
-    f = torch.randn(n, D, generator=g, dtype=torch.float64) * torch.rand(D, generator=g, dtype=torch.float64) * 3
-    return f.mean(0), (torch.cov(f.T) if n > 1 else torch.zeros(D, D, dtype=torch.float64)).reshape(D, D)
+    f = (
+        torch.randn(n, D, generator=g, dtype=torch.float64)
+        * torch.rand(D, generator=g, dtype=torch.float64)
+        * 3
+    )
+    return f.mean(0), (
+        torch.cov(f.T) if n > 1 else torch.zeros(D, D, dtype=torch.float64)
+    ).reshape(D, D)
 
 
 # ---------------------------------------------------------------------------
@@ -41,10 +65,14 @@ def gaussian(seed: int, D: int, n: int):
 @given(st.integers(0, 10_000), st.integers(1, 8), st.integers(1, 20))
 def test_frechet_zero_for_identical_gaussians(seed, D, n):
     mu, sigma = gaussian(seed, D, n)
-    assert abs(L.frechet_distance(mu, sigma, mu, sigma)) < 1e-6 * (1 + sigma.trace().item())
+    assert abs(L.frechet_distance(mu, sigma, mu, sigma)) < 1e-6 * (
+        1 + sigma.trace().item()
+    )
 
 
-@given(st.integers(0, 10_000), st.integers(1, 8), st.integers(1, 20), st.integers(1, 20))
+@given(
+    st.integers(0, 10_000), st.integers(1, 8), st.integers(1, 20), st.integers(1, 20)
+)
 def test_frechet_symmetric_and_non_negative(seed, D, n1, n2):
     a, b = gaussian(seed, D, n1), gaussian(seed + 1, D, n2)
     ab, ba = L.frechet_distance(*a, *b), L.frechet_distance(*b, *a)
@@ -69,11 +97,14 @@ def test_frechet_matches_closed_form_for_diagonal_covariances(seed, D, singular)
         a[::2] = 0
         b[1::3] = 0
     expected = ((mu1 - mu2) ** 2).sum() + ((a.sqrt() - b.sqrt()) ** 2).sum()
-    assert L.frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b)) == pytest.approx(expected.item(), rel=1e-7, abs=1e-7)
+    assert L.frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b)) == pytest.approx(
+        expected.item(), rel=1e-7, abs=1e-7
+    )
 
 
 def test_frechet_stable_for_rank_deficient_covariances():
-    # 128-d features from 10 samples (rank 9), as in a small evaluation; the limit of eps I -> 0 agrees
+    # 128-d features from 10 samples (rank 9), as in a small evaluation; the limit of
+    # eps I -> 0 agrees
     a, b = gaussian(0, 128, 10), gaussian(1, 128, 10)
     fd = L.frechet_distance(*a, *b)
     eye = torch.eye(128, dtype=torch.float64)
@@ -90,7 +121,9 @@ def test_frechet_stable_for_rank_deficient_covariances():
 
 
 class FixedLogits(torch.nn.Module):
-    """A fake classifier: image i carries its index in pixel (0, 0) and gets the logits of row i."""
+    """A fake classifier: image i carries its index in pixel (0, 0) and gets the logits
+    of row i.
+    """
 
     def __init__(self, logits):
         super().__init__()
@@ -104,18 +137,28 @@ class FixedLogits(torch.nn.Module):
 
 
 def test_classifier_report_on_hand_built_case():
-    preds = torch.tensor([0, 1, 1, 2, 3, 3])        # what the fake classifier reads
-    labels = torch.tensor([0, 1, 2, 2, 3, 9])       # what was requested
+    preds = torch.tensor([0, 1, 1, 2, 3, 3])  # what the fake classifier reads
+    labels = torch.tensor([0, 1, 2, 2, 3, 9])  # what was requested
     logits = torch.full((6, 10), -1e4)
     logits[torch.arange(6), preds] = 0.0
-    logits[5, 9] = 0.0                               # the last one is a tie: confidence 0.5 (argmax takes 3)
+    logits[5, 9] = 0.0  # the last one is a tie: confidence 0.5 (argmax takes 3)
     images = torch.zeros(6, 1, 28, 28)
     images[:, 0, 0, 0] = torch.arange(6).float()
     r = L.classifier_report(FixedLogits(logits), images, labels)
     assert r["accuracy"] == pytest.approx(4 / 6)
-    assert r["per_class"][:4] == [1.0, 1.0, 0.5, 1.0] and r["per_class"][9] == 0.0 and math.isnan(r["per_class"][5])
+    assert (
+        r["per_class"][:4] == [1.0, 1.0, 0.5, 1.0]
+        and r["per_class"][9] == 0.0
+        and math.isnan(r["per_class"][5])
+    )
     c = torch.tensor(r["confusion"])
-    assert c.sum() == 6 and c[2, 1] == 1 and c[2, 2] == 1 and c[9, 3] == 1 and c.trace() == 4
+    assert (
+        c.sum() == 6
+        and c[2, 1] == 1
+        and c[2, 2] == 1
+        and c[9, 3] == 1
+        and c.trace() == 4
+    )
     assert r["mean_confidence"] == pytest.approx((5 + 0.5) / 6)
 
 
@@ -125,20 +168,30 @@ def test_random_shift_is_a_translation():
     g = torch.Generator().manual_seed(0)
     assert torch.equal(L.random_shift(x, 0, g), x)
     y = L.random_shift(x, 2, g)
-    assert y.shape == x.shape and torch.equal((y > 0).sum((1, 2, 3)), (x > 0).sum((1, 2, 3)))
+    assert y.shape == x.shape and torch.equal(
+        (y > 0).sum((1, 2, 3)), (x > 0).sum((1, 2, 3))
+    )
 
 
 def test_classifier_save_load_roundtrip_and_clear_errors(tmp_path):
     model = L.DigitClassifier().eval()
-    path = L.save_classifier(model, tmp_path / "c.pt", {"held_out_accuracy": 0.5, "dataset": "mnist-5k"})
+    path = L.save_classifier(
+        model, tmp_path / "c.pt", {"held_out_accuracy": 0.5, "dataset": "mnist-5k"}
+    )
     loaded = L.load_classifier(path)
     x = torch.randn(3, 1, 28, 28)
     assert torch.allclose(loaded(x), model(x)) and loaded.features(x).shape == (3, 128)
     assert loaded.meta["held_out_accuracy"] == 0.5
-    with pytest.raises(L.EvaluationError, match=r"No digit classifier at .*missing\.pt.*train-classifier --out"):
+    with pytest.raises(
+        L.EvaluationError,
+        match=r"No digit classifier at .*missing\.pt.*train-classifier --out",
+    ):
         L.load_classifier(tmp_path / "missing.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(L.EvaluationError, match=r"bad\.pt is not a readable digit classifier.*train-classifier --out"):
+    with pytest.raises(
+        L.EvaluationError,
+        match=r"bad\.pt is not a readable digit classifier.*train-classifier --out",
+    ):
         L.load_classifier(tmp_path / "bad.pt")
 
 
@@ -151,8 +204,11 @@ def test_classifier_save_load_roundtrip_and_clear_errors(tmp_path):
 @given(st.integers(1, 5), st.integers(1, 9), st.data())
 def test_rerank_keeps_the_highest_scoring_candidates(G, N, data):
     keep = data.draw(st.integers(1, N))
-    scores = torch.tensor(data.draw(st.lists(st.floats(-1e3, 1e3), min_size=G * N, max_size=G * N))).view(G, N)
-    candidates = torch.arange(G * N).view(G, N, 1) * 1.0          # each candidate "is" its flat index
+    scores = torch.tensor(
+        data.draw(st.lists(st.floats(-1e3, 1e3), min_size=G * N, max_size=G * N))
+    ).view(G, N)
+    # each candidate "is" its flat index
+    candidates = torch.arange(G * N).view(G, N, 1) * 1.0
     kept, idx = L.rerank(candidates, scores, keep)
     assert kept.shape == (G, keep, 1) and idx.shape == (G, keep)
     for g in range(G):
@@ -184,19 +240,36 @@ def test_clip_input_and_pil_preprocess_agree(tiny_clip):
     x = L.clip_input(tiny_clip.model, images)
     assert x.shape == (3, 3, 28, 28)
     p_tensor = L.clip_scores(tiny_clip.model, tiny_clip.tokenizer, None, images)
-    p_pil = L.clip_scores(tiny_clip.model, tiny_clip.tokenizer, tiny_clip.preprocess, images)
-    assert torch.allclose(p_tensor, p_pil, atol=0.05)   # the PIL path rounds pixels to 8 bits
+    p_pil = L.clip_scores(
+        tiny_clip.model, tiny_clip.tokenizer, tiny_clip.preprocess, images
+    )
+    # the PIL path rounds pixels to 8 bits
+    assert torch.allclose(p_tensor, p_pil, atol=0.05)
 
 
 def test_digit_clip_save_load_roundtrip(tiny_clip, tmp_path):
-    path = L.save_digit_clip(tiny_clip, tmp_path / "clip.pt", {"zero_shot_accuracy": 0.1}, TINY_CLIP, name="digit-clip-test")
-    assert path.stat().st_size < 200_000   # the word table keeps only the rows the captions use
+    path = L.save_digit_clip(
+        tiny_clip,
+        tmp_path / "clip.pt",
+        {"zero_shot_accuracy": 0.1},
+        TINY_CLIP,
+        name="digit-clip-test",
+    )
+    # the word table keeps only the rows the captions use
+    assert path.stat().st_size < 200_000
     loaded = L.load_clip("digit-clip", weights=path)
-    assert loaded.label.startswith("digit-CLIP trained offline (clip.pt; zero-shot 10.0%")
+    assert loaded.label.startswith(
+        "digit-CLIP trained offline (clip.pt; zero-shot 10.0%"
+    )
     images = torch.rand(4, 1, 28, 28) * 2 - 1
-    scores = [L.clip_scores(c.model, c.tokenizer, None, images) for c in (tiny_clip, loaded)]
+    scores = [
+        L.clip_scores(c.model, c.tokenizer, None, images) for c in (tiny_clip, loaded)
+    ]
     assert torch.equal(*scores)
-    with pytest.raises(L.EvaluationError, match=r"No digit-CLIP weights at .*missing\.pt.*train-clip --out"):
+    with pytest.raises(
+        L.EvaluationError,
+        match=r"No digit-CLIP weights at .*missing\.pt.*train-clip --out",
+    ):
         L.load_clip("digit-clip", weights=tmp_path / "missing.pt")
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(L.EvaluationError, match="not a readable digit-CLIP file"):
@@ -204,11 +277,17 @@ def test_digit_clip_save_load_roundtrip(tiny_clip, tmp_path):
 
 
 def test_local_open_clip_weight_file_loads_exactly(tiny_clip, tmp_path):
-    torch.save(tiny_clip.model.state_dict(), tmp_path / "weights.bin")     # any open_clip state dict file
+    # any open_clip state dict file
+    torch.save(tiny_clip.model.state_dict(), tmp_path / "weights.bin")
     loaded = L.load_clip("digit-clip-test", weights=tmp_path / "weights.bin")
     assert loaded.label == f"digit-clip-test weights from {tmp_path / 'weights.bin'}"
     images = torch.rand(2, 1, 28, 28) * 2 - 1
-    assert torch.equal(*[L.clip_scores(c.model, c.tokenizer, None, images) for c in (tiny_clip, loaded)])
+    assert torch.equal(
+        *[
+            L.clip_scores(c.model, c.tokenizer, None, images)
+            for c in (tiny_clip, loaded)
+        ]
+    )
 
 
 def test_hub_weights_offline_fail_fast_with_the_documented_message(monkeypatch):
@@ -238,10 +317,24 @@ def test_evaluate_samples_and_report(tiny_setup, tiny_clip):
     _, _, classifier = tiny_setup
     images, labels = load_digits("mnist-5k", "test", limit=30)
     report = L.evaluate_samples(images, labels, classifier, tiny_clip)
-    for key in ("accuracy", "per_class", "frechet_distance", "frechet_floor", "n", "clip_score", "clip_accuracy",
-                "clip_agreement", "confusion", "mean_confidence"):
+    for key in (
+        "accuracy",
+        "per_class",
+        "frechet_distance",
+        "frechet_floor",
+        "n",
+        "clip_score",
+        "clip_accuracy",
+        "clip_agreement",
+        "confusion",
+        "mean_confidence",
+    ):
         assert key in report
-    assert report["n"] == 30 and report["frechet_floor_n"] == 30 and report["frechet_distance"] >= 0
+    assert (
+        report["n"] == 30
+        and report["frechet_floor_n"] == 30
+        and report["frechet_distance"] >= 0
+    )
     text = L.format_report(report)
     assert "Fréchet classifier distance" in text and "digit-clip-test" in text
 
@@ -249,14 +342,33 @@ def test_evaluate_samples_and_report(tiny_setup, tiny_clip):
 def test_recognisability_rerank_and_finetune_run(tiny_setup, tiny_clip):
     model, schedule, classifier = tiny_setup
     curve = L.recognisability_curve(model, schedule, classifier, per_digit=2, steps=3)
-    assert curve["accuracy"].shape == (3, 10) and curve["fraction"][-1] > curve["fraction"][0]
-    assert set(curve["first50"]) == set(range(10)) and curve["x0"].shape == (20, 1, 28, 28)
-    ranked = L.rerank_experiment(model, schedule, classifier, tiny_clip, per_digit=2, candidates=2, steps=2)
+    assert (
+        curve["accuracy"].shape == (3, 10)
+        and curve["fraction"][-1] > curve["fraction"][0]
+    )
+    assert set(curve["first50"]) == set(range(10)) and curve["x0"].shape == (
+        20,
+        1,
+        28,
+        28,
+    )
+    ranked = L.rerank_experiment(
+        model, schedule, classifier, tiny_clip, per_digit=2, candidates=2, steps=2
+    )
     assert ranked["after"]["clip_score"] >= ranked["before"]["clip_score"] - 1e-6
     assert ranked["after"]["images"].shape == (20, 1, 28, 28)
     ref = L.feature_stats(classifier, load_digits("mnist-5k", "test", limit=50)[0])
-    tuned = L.finetune_on_top(model, schedule, ranked["after"]["images"], ranked["after"]["labels"], classifier, ref,
-                              finetune_steps=2, per_digit=2, steps=2)
+    tuned = L.finetune_on_top(
+        model,
+        schedule,
+        ranked["after"]["images"],
+        ranked["after"]["labels"],
+        classifier,
+        ref,
+        finetune_steps=2,
+        per_digit=2,
+        steps=2,
+    )
     assert set(tuned) == {"before", "after"} and tuned["after"]["frechet_distance"] >= 0
 
 
@@ -266,7 +378,17 @@ def test_evaluate_command_on_a_samples_file(tmp_path, tiny_setup):
     save_samples(tmp_path / "s.npz", images, labels)
     L.save_classifier(classifier, tmp_path / "c.pt", classifier.meta)
     parser = L.add_evaluate_arguments(__import__("argparse").ArgumentParser())
-    args = parser.parse_args(["--samples", str(tmp_path / "s.npz"), "--classifier", str(tmp_path / "c.pt"),
-                              "--clip", "none", "--json", str(tmp_path / "r.json")])
+    args = parser.parse_args(
+        [
+            "--samples",
+            str(tmp_path / "s.npz"),
+            "--classifier",
+            str(tmp_path / "c.pt"),
+            "--clip",
+            "none",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     report = L.evaluate_command(args)
     assert report["n"] == 20 and (tmp_path / "r.json").exists()

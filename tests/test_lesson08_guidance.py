@@ -1,4 +1,6 @@
-"""Classifier-free guidance (lesson 08): eq. 8.1's limits and linearity, sampling with guidance, other shapes."""
+"""Classifier-free guidance (lesson 08): eq. 8.1's limits and linearity, sampling with
+guidance, other shapes.
+"""
 
 import dataclasses
 
@@ -15,13 +17,19 @@ from diffusion_lessons.lesson08_guidance import GuidedModel, guided_eps
 
 
 class Recorder(torch.nn.Module):
-    """A fake eps model: a fixed random function of (x, label) that records the labels it was given."""
+    """A fake eps model: a fixed random function of (x, label) that records the labels
+    it was given.
+    """
 
     def __init__(self, num_classes: int = 10, seed: int = 0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.table = torch.nn.Parameter(torch.randn(num_classes + 1, 1, 4, 4, generator=g))
-        self.config = dataclasses.replace(UNetConfig(channels=(8,), groups=4), image_size=4, T=50)
+        self.table = torch.nn.Parameter(
+            torch.randn(num_classes + 1, 1, 4, 4, generator=g)
+        )
+        self.config = dataclasses.replace(
+            UNetConfig(channels=(8,), groups=4), image_size=4, T=50
+        )
         self.seen = []
 
     def forward(self, xt, t, labels):
@@ -33,26 +41,62 @@ class Recorder(torch.nn.Module):
 def test_guided_eps_limits_and_affinity(w, B, seed):
     m = Recorder(seed=seed)
     g = torch.Generator().manual_seed(seed)
-    xt, t = torch.randn(B, 1, 4, 4, generator=g), torch.randint(1, 51, (B,), generator=g)
+    xt, t = (
+        torch.randn(B, 1, 4, 4, generator=g),
+        torch.randint(1, 51, (B,), generator=g),
+    )
     labels = torch.randint(0, 10, (B,), generator=g)
     cond, uncond = m(xt, t, labels), m(xt, t, torch.full_like(labels, 10))
     torch.testing.assert_close(guided_eps(m, xt, t, labels, 0.0), cond)
     torch.testing.assert_close(guided_eps(m, xt, t, labels, -1.0), uncond)
-    # affine in w: eps_w = eps_0 + w (eps_0 - eps_-1), and the two conventions agree (s = 1 + w)
-    torch.testing.assert_close(guided_eps(m, xt, t, labels, w), cond + w * (cond - uncond), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(guided_eps(m, xt, t, labels, w), uncond + (1 + w) * (cond - uncond), rtol=1e-5, atol=1e-5)
+    # affine in w: eps_w = eps_0 + w (eps_0 - eps_-1), and the two conventions agree (s
+    # = 1 + w)
+    torch.testing.assert_close(
+        guided_eps(m, xt, t, labels, w),
+        cond + w * (cond - uncond),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    torch.testing.assert_close(
+        guided_eps(m, xt, t, labels, w),
+        uncond + (1 + w) * (cond - uncond),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_guidance_is_one_batched_forward_pass_and_never_drops_the_requested_label():
     m = Recorder()
     labels = torch.tensor([3, 1, 4])
-    sample(GuidedModel(m, 2.0), make_schedule("cosine", 50), labels, steps=5, generator=torch.Generator().manual_seed(0))
+    sample(
+        GuidedModel(m, 2.0),
+        make_schedule("cosine", 50),
+        labels,
+        steps=5,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert len(m.seen) == 5, "one forward pass per step"
     for seen in m.seen:
-        assert seen.tolist() == [3, 1, 4, 10, 10, 10]  # conditional half keeps the labels; ∅ only in the other half
+        # conditional half keeps the labels; ∅ only in the other half
+        assert seen.tolist() == [
+            3,
+            1,
+            4,
+            10,
+            10,
+            10,
+        ]
     m.seen.clear()
-    sample(GuidedModel(m, 0.0), make_schedule("cosine", 50), labels, steps=5, generator=torch.Generator().manual_seed(0))
-    assert all(seen.tolist() == [3, 1, 4] for seen in m.seen), "w = 0 is the conditional model: no ∅ at all"
+    sample(
+        GuidedModel(m, 0.0),
+        make_schedule("cosine", 50),
+        labels,
+        steps=5,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert all(seen.tolist() == [3, 1, 4] for seen in m.seen), (
+        "w = 0 is the conditional model: no ∅ at all"
+    )
 
 
 @pytest.mark.parametrize("w", [0.0, 1.5])
@@ -62,29 +106,76 @@ def test_guided_sampler_shapes_range_determinism(w):
     sch = make_schedule("cosine", 100)
     labels = torch.arange(10)
     for sampler in ("ddim", "ddpm"):
-        a = sample(GuidedModel(model, w), sch, labels, sampler=sampler, steps=8, generator=torch.Generator().manual_seed(1))
-        b = sample(GuidedModel(model, w), sch, labels, sampler=sampler, steps=8, generator=torch.Generator().manual_seed(1))
-        assert a.shape == (10, 1, 28, 28) and a.min() >= -1 and a.max() <= 1 and torch.equal(a, b)
+        a = sample(
+            GuidedModel(model, w),
+            sch,
+            labels,
+            sampler=sampler,
+            steps=8,
+            generator=torch.Generator().manual_seed(1),
+        )
+        b = sample(
+            GuidedModel(model, w),
+            sch,
+            labels,
+            sampler=sampler,
+            steps=8,
+            generator=torch.Generator().manual_seed(1),
+        )
+        assert (
+            a.shape == (10, 1, 28, 28)
+            and a.min() >= -1
+            and a.max() <= 1
+            and torch.equal(a, b)
+        )
 
 
 def test_label_dropout_trains_the_null_class_only_at_training_time():
-    """During training about p_uncond of the labels reach the model as ∅; the sampler passes them unchanged."""
+    """During training about p_uncond of the labels reach the model as ∅; the sampler
+    passes them unchanged.
+    """
     m = Recorder()
     sch = make_schedule("cosine", 50)
     x0, labels = torch.zeros(4000, 1, 4, 4), torch.randint(0, 10, (4000,))
-    diffusion_loss(m, x0, labels, sch, p_uncond=0.1, generator=torch.Generator().manual_seed(0))
+    diffusion_loss(
+        m, x0, labels, sch, p_uncond=0.1, generator=torch.Generator().manual_seed(0)
+    )
     rate = (m.seen[-1] == 10).double().mean().item()
     assert abs(rate - 0.1) < 0.02
 
 
 def test_cifar_shapes_train_and_sample_with_the_same_code(tmp_path, monkeypatch):
-    """3x32x32 images (CIFAR-10's shape) go through the same lessons; random tensors stand in for the data offline."""
+    """3x32x32 images (CIFAR-10's shape) go through the same lessons; random tensors
+    stand in for the data offline.
+    """
     import diffusion_lessons.lesson05_training as l5
-    monkeypatch.setattr(l5, "load_digits", lambda *a, **k: (torch.rand(64, 3, 32, 32) * 2 - 1, torch.randint(0, 10, (64,))))
-    cfg = dataclasses.replace(PRESETS["tiny"], model=UNetConfig(in_channels=3, image_size=32, channels=(8, 16, 32),
-                                                                 groups=4, emb_dim=16), steps=3, batch_size=16, warmup=1,
-                              threads=1, dataset="cifar10")
+
+    monkeypatch.setattr(
+        l5,
+        "load_digits",
+        lambda *a, **k: (
+            torch.rand(64, 3, 32, 32) * 2 - 1,
+            torch.randint(0, 10, (64,)),
+        ),
+    )
+    cfg = dataclasses.replace(
+        PRESETS["tiny"],
+        model=UNetConfig(
+            in_channels=3, image_size=32, channels=(8, 16, 32), groups=4, emb_dim=16
+        ),
+        steps=3,
+        batch_size=16,
+        warmup=1,
+        threads=1,
+        dataset="cifar10",
+    )
     train(cfg, tmp_path, progress=False)
     model, sch, _ = l5.load_trained(tmp_path / "checkpoint.pt")
-    x = sample(GuidedModel(model, 1.0), sch, torch.arange(4), steps=3, generator=torch.Generator().manual_seed(0))
+    x = sample(
+        GuidedModel(model, 1.0),
+        sch,
+        torch.arange(4),
+        steps=3,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert x.shape == (4, 3, 32, 32)

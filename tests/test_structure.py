@@ -1,4 +1,6 @@
-"""The course's structure: lessons import only from earlier lessons, and every lesson runs on its own."""
+"""The course's structure: lessons import only from earlier lessons, and every lesson
+runs on its own.
+"""
 
 import ast
 import importlib
@@ -30,13 +32,20 @@ def imported_lessons(path: Path) -> set[int]:
 def test_lessons_import_only_from_lower_numbered_lessons(path):
     n = int(path.name[6:8])
     later = {m for m in imported_lessons(path) if m >= n}
-    assert not later, f"{path.name} imports from lesson(s) {sorted(later)}; a lesson may only use earlier lessons."
+    assert not later, (
+        f"{path.name} imports from lesson(s) {sorted(later)}; a lesson may only use "
+        "earlier lessons."
+    )
 
 
 @pytest.mark.parametrize("path", LESSON_FILES, ids=lambda p: p.name)
 def test_lesson_has_docstring_run_and_main(path):
     module = importlib.import_module(f"diffusion_lessons.{path.stem}")
-    assert module.__doc__ and "Chapter:" in module.__doc__ and "Builds on:" in module.__doc__
+    assert (
+        module.__doc__
+        and "Chapter:" in module.__doc__
+        and "Builds on:" in module.__doc__
+    )
     assert callable(module.run) and callable(module.main)
 
 
@@ -47,6 +56,7 @@ def test_registry_matches_files():
 
 def test_cli_list_and_run(tmp_path, capsys):
     from diffusion_lessons.cli import main, parse_lessons
+
     main(["list"])
     assert "lesson01_forward_noise" in capsys.readouterr().out
     assert parse_lessons("1-3") == [1, 2, 3] and parse_lessons("2,4") == [2, 4]

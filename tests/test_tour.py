@@ -1,4 +1,6 @@
-"""The tour (the README's main job) runs end to end on reduced settings and writes what it promises."""
+"""The tour (the README's main job) runs end to end on reduced settings and writes what
+it promises.
+"""
 
 import json
 
@@ -18,7 +20,9 @@ def test_tour_quick_writes_figures_and_summary(tmp_path, monkeypatch):
     md = (tmp_path / "summary.md").read_text()
     assert "Lesson 05 trained the tiny preset" in md and "shipped checkpoint" in md
     for n in LESSONS:
-        assert any(p.name.startswith(f"{n:02d}_") for p in tmp_path.iterdir()), f"no figure from lesson {n}"
+        assert any(p.name.startswith(f"{n:02d}_") for p in tmp_path.iterdir()), (
+            f"no figure from lesson {n}"
+        )
     html = (tmp_path / "summary.html").read_text()
     assert html.count("<img") == sum(len(s["figures"]) for s in summary["lessons"])
 

@@ -6,14 +6,18 @@ Write the function and the module below (tasks 3.1 and 3.2), then check them:
 
     diffusion-lessons check 3 lesson03_exercise.py
 
-PASS / FAIL (with a counterexample and a hint) / TODO per property; a body that still raises
-NotImplementedError is a TODO. See every property with `diffusion-lessons check 3 --list`.
+PASS / FAIL (with a counterexample and a hint) / TODO per property; a body that still
+raises NotImplementedError is a TODO. See every property with `diffusion-lessons check 3
+--list`.
 
-    omega_k = max_period^(-k / (dim/2)),   k = 0 .. dim/2 - 1                                  (eq. 3.1)
-    PE(t) = [sin(omega_0 t), ..., sin(omega_{dim/2-1} t), cos(omega_0 t), ..., cos(omega_{dim/2-1} t)]   (eq. 3.2)
-    lookup table (nn.Embedding):  e_y = E[y],  E has K + 1 rows; row K is the null class ∅     (eq. 3.7)
+    (3.1)   omega_k = max_period^(-k / (dim/2)),  k = 0 .. dim/2 - 1
+    (3.2)   PE(t) = [sin(omega_0 t), ..., sin(omega_{dim/2-1} t), cos(omega_0 t), ...,
+                cos(omega_{dim/2-1} t)]
+    (3.7)   lookup table (nn.Embedding):  e_y = E[y],  E has K + 1 rows; row K is the
+                null class ∅
 
-Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker imports this file.
+Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker
+imports this file.
 """
 
 from __future__ import annotations
@@ -21,36 +25,45 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from diffusion_lessons.lesson03_embeddings import check_labels  # noqa: F401  (validates labels, if you want it)
+# noqa: F401  (validates labels, if you want it)
+from diffusion_lessons.lesson03_embeddings import check_labels
 
 MAX_PERIOD = 10_000  # eq. 3.1: the slowest frequency is about 1 / max_period
 
 
-def sinusoidal_embedding(t: torch.Tensor | int, dim: int, max_period: float = MAX_PERIOD) -> torch.Tensor:
-    """Task 3.1: the sinusoidal embedding of timesteps, eqs. 3.1-3.2, layout [sin(all freqs) | cos(all freqs)].
+def sinusoidal_embedding(
+    t: torch.Tensor | int, dim: int, max_period: float = MAX_PERIOD
+) -> torch.Tensor:
+    """Task 3.1: the sinusoidal embedding of timesteps, eqs. 3.1-3.2, layout [sin(all
+    freqs) | cos(all freqs)].
 
     Args:
-        t: timesteps, a (B,) tensor (int or float) or a python int (which gives one row).
+        t: timesteps, a (B,) tensor (int or float) or a python int (which gives one
+            row).
         dim: embedding width, even and >= 2 (half sines, half cosines).
         max_period: max_period in eq. 3.1.
-    Returns:
-        (B, dim) float32, every value in [-1, 1]: column k is sin(omega_k t), column dim/2 + k is cos(omega_k t).
+    Returns: (B, dim) float32, every value in [-1, 1]: column k is sin(omega_k t),
+        column dim/2 + k is cos(omega_k t).
     Raises:
         ValueError: if dim is odd or smaller than 2.
     """
-    # half = dim // 2; omega: (half,); angles = t[:, None] * omega[None, :]   # (B, half)
+    # half = dim // 2; omega: (half,); angles = t[:, None] * omega[None, :]   # (B,
+    # half)
     raise NotImplementedError("Task 3.1: sinusoidal_embedding")
 
 
 class ClassEmbedding(nn.Module):
-    """Task 3.2: label -> vector by table lookup (eq. 3.7), with one extra row for the null class ∅.
+    """Task 3.2: label -> vector by table lookup (eq. 3.7), with one extra row for the
+    null class ∅.
 
     Args:
-        num_classes: K, the number of real classes (10 digits); label K means ∅ (no label).
+        num_classes: K, the number of real classes (10 digits); label K means ∅ (no
+            label).
         dim: width of each class vector.
 
-    Attributes to set: ``self.num_classes``, ``self.dim``, ``self.null_class`` (= num_classes) and
-    ``self.table``, an ``nn.Embedding`` with K + 1 rows (rows 0..K-1 the classes, row K = ∅).
+    Attributes to set: ``self.num_classes``, ``self.dim``, ``self.null_class`` (=
+    num_classes) and ``self.table``, an ``nn.Embedding`` with K + 1 rows (rows 0..K-1
+    the classes, row K = ∅).
     """
 
     def __init__(self, num_classes: int, dim: int):

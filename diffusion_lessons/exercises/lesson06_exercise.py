@@ -6,17 +6,22 @@ Write the two functions below (tasks 6.1 and 6.2), then check them:
 
     diffusion-lessons check 6 lesson06_exercise.py
 
-PASS / FAIL (with a counterexample and a hint) / TODO per property; a body that still raises
-NotImplementedError is a TODO. See every property with `diffusion-lessons check 6 --list`.
+PASS / FAIL (with a counterexample and a hint) / TODO per property; a body that still
+raises NotImplementedError is a TODO. See every property with `diffusion-lessons check 6
+--list`.
 
-    x0_pred = (x_t - sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_bar_t)                          (eq. 6.1)
-    sigma = eta * sqrt( (1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s) )  (eq. 6.2)
-    x_s = sqrt(alpha_bar_s) x0_pred + sqrt(1 - alpha_bar_s - sigma^2) eps_pred + sigma z           (eq. 6.3)
+    (6.1)   x0_pred = (x_t - sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_bar_t)
+    sigma = eta * sqrt( (1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t /
+    alpha_bar_s) )  (eq. 6.2)
+    (6.3)   x_s = sqrt(alpha_bar_s) x0_pred + sqrt(1 - alpha_bar_s - sigma^2) eps_pred +
+                sigma z
 
-With s = t - 1 and eta = 1 this is DDPM's ancestral step (eq. 6.4); with eta = 0 it is deterministic DDIM
-and may skip steps (s any step below t, down to s = 0, the clean image).
+With s = t - 1 and eta = 1 this is DDPM's ancestral step (eq. 6.4); with eta = 0 it is
+deterministic DDIM and may skip steps (s any step below t, down to s = 0, the clean
+image).
 
-Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker imports this file.
+Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker
+imports this file.
 """
 
 from __future__ import annotations
@@ -26,8 +31,16 @@ import torch
 from diffusion_lessons.lesson01_forward_noise import Schedule
 
 
-def reverse_step(xt: torch.Tensor, eps_pred: torch.Tensor, t: int, s: int, schedule: Schedule, eta: float = 0.0,
-                 clip_x0: bool = True, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def reverse_step(
+    xt: torch.Tensor,
+    eps_pred: torch.Tensor,
+    t: int,
+    s: int,
+    schedule: Schedule,
+    eta: float = 0.0,
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Task 6.1: move x_t (B, C, H, W) to x_s, s < t, with eqs. 6.1-6.3.
 
     Args:
@@ -36,9 +49,10 @@ def reverse_step(xt: torch.Tensor, eps_pred: torch.Tensor, t: int, s: int, sched
         t: the current step, 1..T.  s: the step to move to, 0..t-1.
         schedule: the schedule (``schedule.alpha_bar[t]`` is alpha_bar_t).
         eta: 0 for deterministic DDIM, 1 for DDPM's noise.
-        clip_x0: clip x0_pred to [-1, 1], then recompute eps_pred = (x_t - sqrt(alpha_bar_t) x0_pred) / sqrt(1 - alpha_bar_t)
-            so the two agree.
-        generator: draw z ~ N(0, I) with it (``torch.randn(xt.shape, generator=generator)``) when sigma > 0.
+        clip_x0: clip x0_pred to [-1, 1], then recompute eps_pred = (x_t -
+            sqrt(alpha_bar_t) x0_pred) / sqrt(1 - alpha_bar_t) so the two agree.
+        generator: draw z ~ N(0, I) with it (``torch.randn(xt.shape,
+            generator=generator)``) when sigma > 0.
     Returns:
         (x_s, x0_pred), both (B, C, H, W).
     """
@@ -46,10 +60,11 @@ def reverse_step(xt: torch.Tensor, eps_pred: torch.Tensor, t: int, s: int, sched
 
 
 def sampling_timesteps(T: int, steps: int) -> list[int]:
-    """Task 6.2: ``steps`` distinct steps from T down to 1, evenly spaced (DDIM's sub-sequence).
+    """Task 6.2: ``steps`` distinct steps from T down to 1, evenly spaced (DDIM's
+    sub-sequence).
 
-    Returns a descending list that starts at T and ends at a step >= 1 (the sampler's last move is to s = 0).
-    Raises ValueError unless 1 <= steps <= T.
+    Returns a descending list that starts at T and ends at a step >= 1 (the sampler's
+    last move is to s = 0). Raises ValueError unless 1 <= steps <= T.
     """
     raise NotImplementedError("Task 6.2: sampling_timesteps")
 

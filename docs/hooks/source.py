@@ -4,17 +4,18 @@ A Markdown line that contains only
 
     {{ source("diffusion_lessons.lesson01_forward_noise:q_sample") }}
 
-is replaced by a caption naming the file and line numbers and a fenced ``python`` block with the
-object's source (``inspect.getsource``, dedented). The reference is ``module:qualname``
-(``Schedule.T`` for a method or property of a class); ``module`` alone shows the whole module.
-The line may be indented (inside an admonition or a tab); the output keeps that indentation.
+is replaced by a caption naming the file and line numbers and a fenced ``python`` block
+with the object's source (``inspect.getsource``, dedented). The reference is
+``module:qualname`` (``Schedule.T`` for a method or property of a class); ``module``
+alone shows the whole module. The line may be indented (inside an admonition or a tab);
+the output keeps that indentation.
 
 Lines inside fenced code blocks are left alone, so a page can show the syntax literally.
-An unknown module or name, or a malformed ``{{ source(...) }}`` line, fails the build with a
-message naming the page, the line and the reference.
+An unknown module or name, or a malformed ``{{ source(...) }}`` line, fails the build
+with a message naming the page, the line and the reference.
 
-Each build imports the referenced package afresh, so ``mkdocs serve`` never shows stale source;
-``mkdocs serve`` also watches the directories of the referenced packages.
+Each build imports the referenced package afresh, so ``mkdocs serve`` never shows stale
+source; ``mkdocs serve`` also watches the directories of the referenced packages.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from mkdocs.exceptions import PluginError
 
 # A line holding only {{ source("module[:qualname]") }} (single or double quotes).
 SOURCE_LINE = re.compile(
-    r"""^(?P<indent>[ \t]*)\{\{\s*source\(\s*(?P<q>["'])(?P<ref>[^"']+)(?P=q)\s*\)\s*\}\}\s*$"""
+    r"""^(?P<indent>[ \t]*)\{\{\s*source\(\s*"""
+    r"""(?P<q>["'])(?P<ref>[^"']+)(?P=q)\s*\)\s*\}\}\s*$"""
 )
-# Anything that looks like an attempt at the directive (to report typos instead of ignoring them).
+# Anything that looks like an attempt at the directive (to report typos instead of
+# ignoring them).
 SOURCE_ATTEMPT = re.compile(r"^\s*\{\{\s*source\b")
 FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})")
 
@@ -46,7 +49,8 @@ _watched: set[str] = set()  # package directories to watch under `mkdocs serve`
 def on_config(config, **kwargs):
     global _repo_root
     _repo_root = Path(config.config_file_path).resolve().parent
-    # Show the repository's code even when the package is not installed into this Python.
+    # Show the repository's code even when the package is not installed into this
+    # Python.
     if str(_repo_root) not in sys.path:
         sys.path.insert(0, str(_repo_root))
     return config
@@ -64,7 +68,9 @@ def on_serve(server, config, builder, **kwargs):
 
 
 def _purge(top: str) -> None:
-    """Forget an already imported package that lives in this repository, so it is re-imported."""
+    """Forget an already imported package that lives in this repository, so it is
+    re-imported.
+    """
     for name in list(sys.modules):
         if name == top or name.startswith(top + "."):
             file = getattr(sys.modules[name], "__file__", None)
@@ -90,12 +96,15 @@ def _unwrap(obj):
     if func is not None and not inspect.isclass(obj) and not inspect.isroutine(obj):
         return func
     if inspect.isroutine(obj):
-        return inspect.unwrap(obj)  # decorated functions (e.g. @torch.no_grad()) point at their wrapper otherwise
+        # decorated functions (e.g. @torch.no_grad()) point at their wrapper otherwise
+        return inspect.unwrap(obj)
     return obj
 
 
 def _display_path(file: Path, top) -> str:
-    """Path shown in the caption: relative to the directory holding the top-level package."""
+    """Path shown in the caption: relative to the directory holding the top-level
+    package.
+    """
     top_file = getattr(top, "__file__", None)
     if top_file:
         base = Path(top_file).resolve().parent
@@ -108,7 +117,9 @@ def _display_path(file: Path, top) -> str:
 
 
 def render_source(ref: str) -> tuple[str, str]:
-    """Return (caption, code) for a reference ``module[:qualname]``; raise LookupError if unknown."""
+    """Return (caption, code) for a reference ``module[:qualname]``; raise LookupError
+    if unknown.
+    """
     module_name, _, qualname = ref.strip().partition(":")
     module_name, qualname = module_name.strip(), qualname.strip()
     if not module_name or (":" in ref and not qualname):
@@ -117,7 +128,9 @@ def render_source(ref: str) -> tuple[str, str]:
         module = _import(module_name)
     except ImportError as exc:
         raise LookupError(f"cannot import module {module_name!r}: {exc}") from exc
-    except Exception as exc:  # the module itself is broken: say so instead of a bare traceback
+    except (
+        Exception
+    ) as exc:  # the module itself is broken: say so instead of a bare traceback
         raise LookupError(
             f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
@@ -126,16 +139,23 @@ def render_source(ref: str) -> tuple[str, str]:
     if qualname:
         for i, part in enumerate(qualname.split(".")):
             parent = obj
-            if inspect.isclass(parent):  # keep property / classmethod objects to unwrap them
+            # keep property / classmethod objects to unwrap them
+            if inspect.isclass(parent):
                 obj = inspect.getattr_static(parent, part, _MISSING)
             else:
                 obj = getattr(parent, part, _MISSING)
             if obj is _MISSING:
-                where = module_name + (":" + ".".join(qualname.split(".")[:i]) if i else "")
+                where = module_name + (
+                    ":" + ".".join(qualname.split(".")[:i]) if i else ""
+                )
                 names = sorted(
-                    n for n, v in getattr(parent, "__dict__", {}).items()
+                    n
+                    for n, v in getattr(parent, "__dict__", {}).items()
                     if not n.startswith("_")
-                    and (not inspect.ismodule(parent) or getattr(v, "__module__", None) == parent.__name__)
+                    and (
+                        not inspect.ismodule(parent)
+                        or getattr(v, "__module__", None) == parent.__name__
+                    )
                 )
                 hint = f" Names available there: {', '.join(names)}." if names else ""
                 raise LookupError(f"{where} has no attribute {part!r}.{hint}")
@@ -146,7 +166,8 @@ def render_source(ref: str) -> tuple[str, str]:
         file = Path(inspect.getsourcefile(obj) or inspect.getfile(obj)).resolve()
     except (TypeError, OSError) as exc:
         raise LookupError(
-            f"no source for {ref!r} ({type(obj).__name__}); reference a module, class, function "
+            f"no source for {ref!r} ({type(obj).__name__}); reference a module, class, "
+            "function "
             f"or method: {exc}"
         ) from exc
     start = max(start, 1)  # a module reports line 0
@@ -163,7 +184,14 @@ def render_source(ref: str) -> tuple[str, str]:
 def _block(indent: str, caption: str, code: str) -> list[str]:
     longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
     fence = "`" * max(3, longest + 1)
-    out = [caption, "{ .source-caption }", "", f"{fence}python", *code.splitlines(), fence]
+    out = [
+        caption,
+        "{ .source-caption }",
+        "",
+        f"{fence}python",
+        *code.splitlines(),
+        fence,
+    ]
     return [(indent + line) if line else "" for line in out]
 
 
@@ -187,8 +215,10 @@ def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
         if m is None:
             if SOURCE_ATTEMPT.match(line):
                 raise PluginError(
-                    f"docs/{page.file.src_uri}:{lineno}: malformed source reference {line.strip()!r}; "
-                    'write it alone on its line as {{ source("package.module:Qual.name") }}'
+                    f"docs/{page.file.src_uri}:{lineno}: malformed source reference "
+                    f"{line.strip()!r}; "
+                    "write it alone on its line as "
+                    '{{ source("package.module:Qual.name") }}'
                 )
             out.append(line)
             continue
@@ -197,7 +227,8 @@ def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
             caption, code = render_source(ref)
         except LookupError as exc:
             raise PluginError(
-                f"docs/{page.file.src_uri}:{lineno}: unknown source reference {ref!r}: {exc}"
+                f"docs/{page.file.src_uri}:{lineno}: unknown source reference {ref!r}: "
+                f"{exc}"
             ) from None
         if out and out[-1].strip():
             out.append("")  # the caption must start a new paragraph

@@ -37,7 +37,8 @@ from diffusion_lessons.plotting import DIGIT_COLORS, new_figure
 # %matplotlib inline
 torch.set_num_threads(1)
 T = 1000
-schedules = {name: make_schedule(name, T) for name in SCHEDULES}  # linear, cosine, sigmoid
+# linear, cosine, sigmoid
+schedules = {name: make_schedule(name, T) for name in SCHEDULES}
 print("schedules:", ", ".join(schedules))
 
 # %% [markdown]
@@ -50,7 +51,10 @@ print("schedules:", ", ".join(schedules))
 steps = (1, 100, 250, 500, 750, 900, 999, 1000)
 print(f"{'t':>5} " + " ".join(f"{name:>10}" for name in schedules))
 for t in steps:
-    print(f"{t:5d} " + " ".join(f"{s.alpha_bar[t].item():10.4g}" for s in schedules.values()))
+    print(
+        f"{t:5d} "
+        + " ".join(f"{s.alpha_bar[t].item():10.4g}" for s in schedules.values())
+    )
 
 # %% [markdown]
 # ## 2. log-SNR, and where the steps go
@@ -63,13 +67,27 @@ for t in steps:
 # %%
 fig, (ax1, ax2) = new_figure(1, 2, size=(11, 3.4))
 for i, (name, s) in enumerate(schedules.items()):
-    lam = log_snr(s)                                    # (T,): lambda_1..lambda_T
-    frac = torch.arange(1, T + 1) / T                   # (T,): t / T
+    lam = log_snr(s)  # (T,): lambda_1..lambda_T
+    frac = torch.arange(1, T + 1) / T  # (T,): t / T
     ax1.plot(frac, lam, color=DIGIT_COLORS[i], label=name)
-    ax2.hist(lam.numpy(), bins=60, range=(-20, 12), density=True, histtype="step", lw=1.5,
-             color=DIGIT_COLORS[i], label=name)
+    ax2.hist(
+        lam.numpy(),
+        bins=60,
+        range=(-20, 12),
+        density=True,
+        histtype="step",
+        lw=1.5,
+        color=DIGIT_COLORS[i],
+        label=name,
+    )
 lam_grid = torch.linspace(-20, 12, 400)
-ax2.plot(lam_grid, 1 / (2 * torch.pi * torch.cosh(lam_grid / 2)), "k--", lw=1, label="sech density, eq. (2.7)")
+ax2.plot(
+    lam_grid,
+    1 / (2 * torch.pi * torch.cosh(lam_grid / 2)),
+    "k--",
+    lw=1,
+    label="sech density, eq. (2.7)",
+)
 ax1.axhline(0, color="k", lw=0.8, ls=":")
 ax1.set_xlabel("t / T")
 ax1.set_ylabel("log-SNR $\\lambda_t$")
@@ -82,7 +100,9 @@ fig.tight_layout()
 # %%
 bands = [(-float("inf"), -5), (-5, 0), (0, 5), (5, float("inf"))]
 print("share of the T steps with lambda in each band")
-print(f"{'schedule':>8}  " + "  ".join(f"{f'({lo:g}, {hi:g}]':>12}" for lo, hi in bands))
+print(
+    f"{'schedule':>8}  " + "  ".join(f"{f'({lo:g}, {hi:g}]':>12}" for lo, hi in bands)
+)
 for name, s in schedules.items():
     lam = log_snr(s)
     shares = [((lam > lo) & (lam <= hi)).double().mean().item() for lo, hi in bands]
@@ -101,11 +121,15 @@ for name, s in schedules.items():
 # step's noise, is compared with the pixel step of 8-bit images):
 
 # %%
-print(f"{'schedule':>8} {'beta_1':>8} {'sqrt':>6} {'beta_T-1':>8} {'beta_T':>6} {'clipped':>7} {'alpha_bar_T':>11}")
+print(
+    f"{'schedule':>8} {'beta_1':>8} {'sqrt':>6} {'beta_T-1':>8} {'beta_T':>6} {'clipped':>7} {'alpha_bar_T':>11}"
+)
 for name, s in schedules.items():
     clipped = int((s.beta[1:] >= 0.999 - 1e-12).sum())
-    print(f"{name:>8} {s.beta[1].item():8.2e} {s.beta[1].item() ** 0.5:6.4f} {s.beta[T - 1].item():8.3f} "
-          f"{s.beta[T].item():6.3f} {clipped:7d} {s.alpha_bar[T].item():11.2e}")
+    print(
+        f"{name:>8} {s.beta[1].item():8.2e} {s.beta[1].item() ** 0.5:6.4f} {s.beta[T - 1].item():8.3f} "
+        f"{s.beta[T].item():6.3f} {clipped:7d} {s.alpha_bar[T].item():11.2e}"
+    )
 print(f"pixel bin size of 8-bit images in [-1, 1]: 1/127.5 = {1 / 127.5:.4f}")
 
 # %% [markdown]
@@ -119,8 +143,9 @@ print(f"pixel bin size of 8-bit images in [-1, 1]: 1/127.5 = {1 / 127.5:.4f}")
 
 # %%
 images, labels = load_digits("mnist-5k", split="train")
-x_test, y_test = load_digits("mnist-5k", split="test")                                # (1000, 1, 28, 28)
-templates = torch.stack([images[labels == c].mean(0) for c in range(10)]).flatten(1)   # (10, 784)
+x_test, y_test = load_digits("mnist-5k", split="test")  # (1000, 1, 28, 28)
+# (10, 784)
+templates = torch.stack([images[labels == c].mean(0) for c in range(10)]).flatten(1)
 eps = torch.randn(x_test.shape, generator=torch.Generator().manual_seed(0))
 
 ts = torch.arange(20, T + 1, 20)
@@ -128,13 +153,15 @@ fig, ax = new_figure(size=(6.5, 3.4))
 for i, (name, s) in enumerate(schedules.items()):
     acc = []
     for t in ts.tolist():
-        xt = q_sample(x_test, t, s, eps=eps).flatten(1)                                 # (1000, 784)
+        xt = q_sample(x_test, t, s, eps=eps).flatten(1)  # (1000, 784)
         pred = torch.cdist(xt, s.alpha_bar[t].float().sqrt() * templates).argmin(1)
         acc.append((pred == y_test).float().mean().item())
     acc = torch.tensor(acc)
     ax.plot(ts / T, acc, color=DIGIT_COLORS[i], label=name)
-    print(f"{name:>8}: accuracy > 50% on {(acc > 0.5).double().mean().item():.0%} of the steps, "
-          f"below 15% on {(acc < 0.15).double().mean().item():.0%}")
+    print(
+        f"{name:>8}: accuracy > 50% on {(acc > 0.5).double().mean().item():.0%} of the steps, "
+        f"below 15% on {(acc < 0.15).double().mean().item():.0%}"
+    )
 ax.axhline(0.1, color="k", lw=0.8, ls=":")
 ax.set_xlabel("t / T")
 ax.set_ylabel("template-matching accuracy")

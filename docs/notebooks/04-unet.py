@@ -70,7 +70,9 @@ for i, (name, shape) in enumerate(shape_table(model)):
 parts = {
     "time embedding (eq. 3.4)": model.time_embed,
     "class embedding (eq. 3.7)": model.class_embed,
-    "FiLM layers gamma, beta (eq. 4.3)": [m for b in model.modules() if isinstance(b, ResBlock) for m in (b.gamma, b.beta)],
+    "FiLM layers gamma, beta (eq. 4.3)": [
+        m for b in model.modules() if isinstance(b, ResBlock) for m in (b.gamma, b.beta)
+    ],
 }
 film_and_embeddings = 0
 for label, mods in parts.items():
@@ -79,7 +81,9 @@ for label, mods in parts.items():
     film_and_embeddings += n
     print(f"{label:<36} {n:8,}  ({n / count_parameters(model):5.1%})")
 rest = count_parameters(model) - film_and_embeddings
-print(f"{'convolutions and GroupNorm':<36} {rest:8,}  ({rest / count_parameters(model):5.1%})")
+print(
+    f"{'convolutions and GroupNorm':<36} {rest:8,}  ({rest / count_parameters(model):5.1%})"
+)
 
 # %% [markdown]
 # ## 2. A forward pass on noisy digits
@@ -90,17 +94,20 @@ print(f"{'convolutions and GroupNorm':<36} {rest:8,}  ({rest / count_parameters(
 # %%
 schedule = cosine_schedule(1000)
 images, labels = load_digits("mnist-5k", split="train")
-idx = torch.stack([(labels == d).nonzero()[0, 0] for d in range(8)])  # the first 0, 1, ..., 7
-x0, y = images[idx], labels[idx]                                  # (8, 1, 28, 28), (8,)
-t = torch.tensor([1, 50, 100, 250, 500, 750, 900, 1000])          # (8,) one step per image
+# the first 0, 1, ..., 7
+idx = torch.stack([(labels == d).nonzero()[0, 0] for d in range(8)])
+x0, y = images[idx], labels[idx]  # (8, 1, 28, 28), (8,)
+t = torch.tensor([1, 50, 100, 250, 500, 750, 900, 1000])  # (8,) one step per image
 eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
-xt = q_sample(x0, t, schedule, eps=eps)                           # (8, 1, 28, 28) eq. (1.3)
+xt = q_sample(x0, t, schedule, eps=eps)  # (8, 1, 28, 28) eq. (1.3)
 with torch.no_grad():
-    eps_pred = model(xt, t, y)                                    # (8, 1, 28, 28)
+    eps_pred = model(xt, t, y)  # (8, 1, 28, 28)
 print("xt", tuple(xt.shape), "t", tuple(t.shape), "labels", y.tolist())
 print("-> eps_pred", tuple(eps_pred.shape))
-print(f"untrained: eps_pred std {eps_pred.std().item():.3f}, "
-      f"loss {(eps - eps_pred).pow(2).mean().item():.3f}")
+print(
+    f"untrained: eps_pred std {eps_pred.std().item():.3f}, "
+    f"loss {(eps - eps_pred).pow(2).mean().item():.3f}"
+)
 print(f"(predicting eps_pred = 0 would give {eps.pow(2).mean().item():.3f})")
 
 # %% [markdown]
@@ -109,6 +116,7 @@ print(f"(predicting eps_pred = 0 would give {eps.pow(2).mean().item():.3f})")
 # In every residual block the conditioning is $h \leftarrow h \odot (1 + \gamma(e_y)) + \beta(e_t)$, eq. (4.3),
 # and the linear layers $\gamma$ and $\beta$ start with zero weights and biases. So at initialisation
 # $\gamma = \beta = 0$ whatever the label and the step: changing either changes nothing.
+
 
 # %%
 def output_change(model, **change):
@@ -119,9 +127,15 @@ def output_change(model, **change):
     return (other - base).abs().max().item()
 
 
-print(f"labels -> (y + 1) mod 10: output changes by {output_change(model, labels=(y + 1) % 10):.1e}")
-print(f"labels -> null class:     output changes by {output_change(model, labels=torch.full_like(y, 10)):.1e}")
-print(f"t -> 1000 - t + 1:        output changes by {output_change(model, t=1001 - t):.1e}")
+print(
+    f"labels -> (y + 1) mod 10: output changes by {output_change(model, labels=(y + 1) % 10):.1e}"
+)
+print(
+    f"labels -> null class:     output changes by {output_change(model, labels=torch.full_like(y, 10)):.1e}"
+)
+print(
+    f"t -> 1000 - t + 1:        output changes by {output_change(model, t=1001 - t):.1e}"
+)
 
 # %% [markdown]
 # Zero is not a dead end. The gradient of the loss with respect to $\gamma$'s weights is
@@ -149,8 +163,12 @@ with torch.no_grad():
         if isinstance(b, ResBlock):
             for layer in (b.gamma, b.beta):
                 layer.weight.copy_(0.05 * torch.randn(layer.weight.shape, generator=g))
-print(f"nudged: labels -> (y + 1) mod 10 changes eps_pred by {output_change(nudged, labels=(y + 1) % 10):.3f}")
-print(f"        t -> 1000 - t + 1 changes eps_pred by        {output_change(nudged, t=1001 - t):.3f}")
+print(
+    f"nudged: labels -> (y + 1) mod 10 changes eps_pred by {output_change(nudged, labels=(y + 1) % 10):.3f}"
+)
+print(
+    f"        t -> 1000 - t + 1 changes eps_pred by        {output_change(nudged, t=1001 - t):.3f}"
+)
 
 # %% [markdown]
 # ## 4. Every output pixel sees the whole digit
@@ -164,7 +182,9 @@ x = torch.zeros(1, 1, 28, 28, requires_grad=True)
 for r, c in ((14, 14), (0, 0)):
     x.grad = None
     nudged(x, torch.tensor([100]), torch.tensor([3]))[0, 0, r, c].backward()
-    print(f"output pixel ({r:2d}, {c:2d}) depends on {(x.grad.abs() > 0).sum().item()} of 784 input pixels")
+    print(
+        f"output pixel ({r:2d}, {c:2d}) depends on {(x.grad.abs() > 0).sum().item()} of 784 input pixels"
+    )
 
 # %% [markdown]
 # ## 5. The cost model, eq. (4.6)
@@ -173,6 +193,7 @@ for r, c in ((14, 14), (0, 0)):
 # $9\, C_\text{in} C_\text{out}$ weights. Count both for every convolution of the `small` and `tiny`
 # U-Nets, grouped by the resolution of its output:
 
+
 # %%
 def cost_by_level(model):
     macs, params = {}, {}
@@ -180,12 +201,23 @@ def cost_by_level(model):
     def hook(module, inputs, output):
         kh, kw = module.kernel_size
         # a transposed conv visits each INPUT pixel once; a conv computes each OUTPUT pixel once
-        pixels = inputs[0].shape[-2:].numel() if isinstance(module, nn.ConvTranspose2d) else output.shape[-2:].numel()
+        pixels = (
+            inputs[0].shape[-2:].numel()
+            if isinstance(module, nn.ConvTranspose2d)
+            else output.shape[-2:].numel()
+        )
         res = output.shape[-1]
-        macs[res] = macs.get(res, 0) + pixels * kh * kw * module.in_channels * module.out_channels
+        macs[res] = (
+            macs.get(res, 0)
+            + pixels * kh * kw * module.in_channels * module.out_channels
+        )
         params[res] = params.get(res, 0) + sum(p.numel() for p in module.parameters())
 
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    hooks = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
     with torch.no_grad():
         model(torch.zeros(1, 1, 28, 28), torch.tensor([1]), torch.tensor([0]))
     for h in hooks:
@@ -197,12 +229,18 @@ for preset in ("tiny", "small"):
     net = UNet(UNET_PRESETS[preset])
     macs, params = cost_by_level(net)
     total = sum(macs.values())
-    print(f"{preset} {UNET_PRESETS[preset].channels}: {count_parameters(net):,} parameters")
+    print(
+        f"{preset} {UNET_PRESETS[preset].channels}: {count_parameters(net):,} parameters"
+    )
     print(f"  {total / 1e6:.2f} M multiply-adds per image in its convolutions")
-    print(f"  {'level':>5} {'mult-adds':>9} {'share':>5} {'conv params':>11} {'mult-adds/param':>15}")
+    print(
+        f"  {'level':>5} {'mult-adds':>9} {'share':>5} {'conv params':>11} {'mult-adds/param':>15}"
+    )
     for res in sorted(macs, reverse=True):
-        print(f"  {f'{res}x{res}':>5} {macs[res] / 1e6:8.2f}M {macs[res] / total:5.0%} {params[res]:11,} "
-              f"{macs[res] / params[res]:15.0f}")
+        print(
+            f"  {f'{res}x{res}':>5} {macs[res] / 1e6:8.2f}M {macs[res] / total:5.0%} {params[res]:11,} "
+            f"{macs[res] / params[res]:15.0f}"
+        )
 
 # %% [markdown]
 # Doubling the channels while halving the resolution keeps each level's cost about the same
@@ -219,13 +257,17 @@ for preset in ("tiny", "small"):
 
 # %%
 no_skips = dataclasses.replace(UNET_PRESETS["tiny"], use_skips=False)
-print(f"parameters with skips {count_parameters(UNet(UNET_PRESETS['tiny'])):,}, without {count_parameters(UNet(no_skips)):,}")
+print(
+    f"parameters with skips {count_parameters(UNet(UNET_PRESETS['tiny'])):,}, without {count_parameters(UNet(no_skips)):,}"
+)
 result = skip_ablation(images[:24], steps=40)
 fig, ax = new_figure(size=(6.5, 3.2))
 for key, color in (("with", "tab:green"), ("without", "tab:red")):
     losses = result[key]["losses"]
     ax.plot(range(1, len(losses) + 1), losses, color=color, label=f"{key} skips")
-    print(f"{key:>7} skips: loss {losses[0]:.3f} at step 1, {sum(losses[-5:]) / 5:.3f} over the last 5 steps")
+    print(
+        f"{key:>7} skips: loss {losses[0]:.3f} at step 1, {sum(losses[-5:]) / 5:.3f} over the last 5 steps"
+    )
 ax.set_xlabel("Adam step")
 ax.set_ylabel("loss")
 ax.legend()

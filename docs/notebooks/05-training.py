@@ -41,7 +41,6 @@ from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson01_forward_noise import q_sample
 from diffusion_lessons.lesson04_unet import UNET_PRESETS, UNet
 from diffusion_lessons.lesson05_training import (
-    PRESETS,
     config_from_dict,
     diffusion_loss,
     drop_labels,
@@ -58,11 +57,16 @@ from diffusion_lessons.plotting import new_figure
 torch.set_num_threads(1)
 state = load_checkpoint(SHIPPED)
 cfg = config_from_dict(state["config"])
-model, schedule, _ = load_trained(SHIPPED)  # EMA weights, eval mode, the cosine schedule
-print(f"{SHIPPED.name}: {state['params']:,} parameters, {state['step']} steps, "
-      f"{state['seconds'] / 60:.1f} min of training, {len(state['losses'])} recorded losses")
-print(f"preset small: batch {cfg.batch_size}, lr {cfg.lr:g}, warm-up {cfg.warmup}, EMA {cfg.ema_decay}, "
-      f"p_uncond {cfg.p_uncond}, Min-SNR gamma {cfg.min_snr_gamma}, schedule {cfg.schedule}, T = {schedule.T}")
+# EMA weights, eval mode, the cosine schedule
+model, schedule, _ = load_trained(SHIPPED)
+print(
+    f"{SHIPPED.name}: {state['params']:,} parameters, {state['step']} steps, "
+    f"{state['seconds'] / 60:.1f} min of training, {len(state['losses'])} recorded losses"
+)
+print(
+    f"preset small: batch {cfg.batch_size}, lr {cfg.lr:g}, warm-up {cfg.warmup}, EMA {cfg.ema_decay}, "
+    f"p_uncond {cfg.p_uncond}, Min-SNR gamma {cfg.min_snr_gamma}, schedule {cfg.schedule}, T = {schedule.T}"
+)
 
 # %% [markdown]
 # ## 1. One batch of the loss, by hand
@@ -72,26 +76,37 @@ print(f"preset small: batch {cfg.batch_size}, lr {cfg.lr:g}, warm-up {cfg.warmup
 # we must land on exactly the same number.
 
 # %%
-images, labels = load_digits("mnist-5k", split="train")       # (4000, 1, 28, 28) in [-1, 1], (4000,)
-x0, y = images[:128], labels[:128]                            # one batch (B = 128)
+# (4000, 1, 28, 28) in [-1, 1], (4000,)
+images, labels = load_digits("mnist-5k", split="train")
+x0, y = images[:128], labels[:128]  # one batch (B = 128)
 gen = torch.Generator().manual_seed(0)
 
-t = torch.randint(1, schedule.T + 1, (128,), generator=gen)   # (B,)  t ~ U{1..T}: the upper bound is exclusive
-eps = torch.randn(x0.shape, generator=gen)                    # (B, 1, 28, 28)  eps ~ N(0, I)
-xt = q_sample(x0, t, schedule, eps=eps)                       # (B, 1, 28, 28)  eq. 5.1 = eq. 1.3
-y_in = drop_labels(y, cfg.p_uncond, 10, gen)                  # (B,)  10 = the null class
+# (B,)  t ~ U{1..T}: the upper bound is exclusive
+t = torch.randint(1, schedule.T + 1, (128,), generator=gen)
+eps = torch.randn(x0.shape, generator=gen)  # (B, 1, 28, 28)  eps ~ N(0, I)
+xt = q_sample(x0, t, schedule, eps=eps)  # (B, 1, 28, 28)  eq. 5.1 = eq. 1.3
+y_in = drop_labels(y, cfg.p_uncond, 10, gen)  # (B,)  10 = the null class
 with torch.no_grad():
-    eps_pred = model(xt, t, y_in)                             # (B, 1, 28, 28)
-mse = ((eps - eps_pred) ** 2).mean(dim=(1, 2, 3))             # (B,)  eq. 5.2, one number per image
-snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t].float()  # (B,)  SNR(t), eq. 2.5
-weight = snr.clamp(max=cfg.min_snr_gamma) / snr               # (B,)  eq. 5.5
+    eps_pred = model(xt, t, y_in)  # (B, 1, 28, 28)
+mse = ((eps - eps_pred) ** 2).mean(dim=(1, 2, 3))  # (B,)  eq. 5.2, one number per image
+snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[
+    t
+].float()  # (B,)  SNR(t), eq. 2.5
+weight = snr.clamp(max=cfg.min_snr_gamma) / snr  # (B,)  eq. 5.5
 
 print(f"labels dropped to the null class: {(y_in == 10).sum().item()} of 128")
 print(f"plain L_simple     (eq. 5.2): {mse.mean().item():.6f}")
 print(f"Min-SNR-5 weighted (eq. 5.5): {(weight * mse).mean().item():.6f}")
 with torch.no_grad():
-    package = diffusion_loss(model, x0, y, schedule, cfg.p_uncond, torch.Generator().manual_seed(0),
-                             min_snr_gamma=cfg.min_snr_gamma)
+    package = diffusion_loss(
+        model,
+        x0,
+        y,
+        schedule,
+        cfg.p_uncond,
+        torch.Generator().manual_seed(0),
+        min_snr_gamma=cfg.min_snr_gamma,
+    )
 print(f"diffusion_loss with the same seed:  {package.item():.6f}")
 
 # %% [markdown]
@@ -104,8 +119,8 @@ print(f"diffusion_loss with the same seed:  {package.item():.6f}")
 # held-out digits (334 digits never seen in training), and it tells a much more detailed story.
 
 # %%
-x_test, y_test = load_digits("mnist-5k", split="test")      # (1000, 1, 28, 28)
-x_test, y_test = x_test[::3], y_test[::3]                   # (334, 1, 28, 28): all ten classes
+x_test, y_test = load_digits("mnist-5k", split="test")  # (1000, 1, 28, 28)
+x_test, y_test = x_test[::3], y_test[::3]  # (334, 1, 28, 28): all ten classes
 bands = [(1, 20), (21, 100), (101, 300), (301, 600), (601, 1000)]
 
 
@@ -113,7 +128,7 @@ def band_losses(net, lo, hi, labels_in, seed=0):
     """Plain per-image MSE of eps on the held-out digits, t uniform in lo..hi (same noise for every call)."""
     g = torch.Generator().manual_seed(seed)
     tb = torch.randint(lo, hi + 1, (len(x_test),), generator=g)  # (334,)
-    e = torch.randn(x_test.shape, generator=g)                  # (334, 1, 28, 28)
+    e = torch.randn(x_test.shape, generator=g)  # (334, 1, 28, 28)
     with torch.no_grad():
         pred = net(q_sample(x_test, tb, schedule, eps=e), tb, labels_in)
     return ((e - pred) ** 2).mean(dim=(1, 2, 3)), tb
@@ -121,14 +136,18 @@ def band_losses(net, lo, hi, labels_in, seed=0):
 
 torch.manual_seed(0)
 fresh = UNet(UNET_PRESETS["small"])  # untrained, for comparison
-print(f"{'t in':>10} {'SNR range':>17} {'trained':>8} {'untrained':>9} {'trained, null label':>20}")
+print(
+    f"{'t in':>10} {'SNR range':>17} {'trained':>8} {'untrained':>9} {'trained, null label':>20}"
+)
 for lo, hi in bands:
     ab = schedule.alpha_bar
     s_hi, s_lo = (ab[lo] / (1 - ab[lo])).item(), (ab[hi] / (1 - ab[hi])).item()
     trained, _ = band_losses(model, lo, hi, y_test)
     untrained, _ = band_losses(fresh, lo, hi, y_test)
     null, _ = band_losses(model, lo, hi, torch.full_like(y_test, 10))
-    print(f"{lo:4d}-{hi:<5d} {s_lo:8.2g} - {s_hi:<7.2g} {trained.mean():8.4f} {untrained.mean():9.4f} {null.mean():20.4f}")
+    print(
+        f"{lo:4d}-{hi:<5d} {s_lo:8.2g} - {s_hi:<7.2g} {trained.mean():8.4f} {untrained.mean():9.4f} {null.mean():20.4f}"
+    )
 
 # %% [markdown]
 # Three things to notice. The trained loss is nowhere near 0 at small $t$: there, the "noise" is a
@@ -148,12 +167,17 @@ for lo, hi in bands:
 snr_all = (schedule.alpha_bar / (1 - schedule.alpha_bar))[1:]  # (T,) SNR(1..T)
 for tt in (1, 10, 50, 100, 250, 500, 900):
     s = snr_all[tt - 1].item()
-    print(f"t = {tt:4d}: SNR = {s:10.4g}, Min-SNR-5 weight on the eps-loss = {min(s, 5) / s:.4f}")
-print(f"steps with SNR > 5 (down-weighted): {(snr_all > 5).sum().item()} of {schedule.T}")
+    print(
+        f"t = {tt:4d}: SNR = {s:10.4g}, Min-SNR-5 weight on the eps-loss = {min(s, 5) / s:.4f}"
+    )
+print(
+    f"steps with SNR > 5 (down-weighted): {(snr_all > 5).sum().item()} of {schedule.T}"
+)
 
 # %% [markdown]
 # Which steps push the weights hardest? The gradient norm of the plain loss of the trained model,
 # on 64 held-out digits, all at one step $t$:
+
 
 # %%
 def grad_norm_at(net, tt, weighted=False):
@@ -201,8 +225,13 @@ ax2.set_ylim(0.9, 1.0)
 ax2.set_title("eq. 5.3: min(0.995, (1+k)/(10+k))", fontsize=9)
 fig.tight_layout()
 reach = next(k for k in steps if decay[k] >= cfg.ema_decay)
-print(f"lr at steps 0, 199, 200, 1900, 3599: " + ", ".join(f"{learning_rate(k, cfg):.2e}" for k in (0, 199, 200, 1900, 3599)))
-print(f"the decay reaches {cfg.ema_decay} at step {reach}; memory 1/(1-d) = {1 / (1 - cfg.ema_decay):.0f} steps after that")
+print(
+    "lr at steps 0, 199, 200, 1900, 3599: "
+    + ", ".join(f"{learning_rate(k, cfg):.2e}" for k in (0, 199, 200, 1900, 3599))
+)
+print(
+    f"the decay reaches {cfg.ema_decay} at step {reach}; memory 1/(1-d) = {1 / (1 - cfg.ema_decay):.0f} steps after that"
+)
 
 # %% [markdown]
 # How much of the *initial*, random network is left in the EMA after $k$ steps? Its weight is the
@@ -212,8 +241,10 @@ print(f"the decay reaches {cfg.ema_decay} at step {reach}; memory 1/(1-d) = {1 /
 # %%
 for k in (10, 100, 600, 1200, 3600):
     with_warmup = math.prod(decay[:k])
-    print(f"after {k:4d} steps: initial weights' share {with_warmup:.1e} with the warm-up, "
-          f"{cfg.ema_decay ** k:.3f} with a fixed {cfg.ema_decay}")
+    print(
+        f"after {k:4d} steps: initial weights' share {with_warmup:.1e} with the warm-up, "
+        f"{cfg.ema_decay**k:.3f} with a fixed {cfg.ema_decay}"
+    )
 
 # %% [markdown]
 # ## 5. Gradient clipping in the first steps
@@ -228,7 +259,7 @@ tiny = UNet(UNET_PRESETS["tiny"])
 opt = torch.optim.AdamW(tiny.parameters(), lr=cfg.lr)
 g = torch.Generator().manual_seed(0)
 norms, losses_tiny = [], []
-for k in range(30):
+for _ in range(30):
     idx = torch.randint(0, len(images), (64,), generator=g)
     loss = diffusion_loss(tiny, images[idx], labels[idx], schedule, 0.1, g)
     opt.zero_grad()
@@ -238,7 +269,9 @@ for k in range(30):
     losses_tiny.append(loss.item())
 print("gradient norm before clipping, steps 1-30:")
 print(" ".join(f"{n:.2f}" for n in norms))
-print(f"clipped on {sum(n > 1 for n in norms)} of 30 steps; loss {losses_tiny[0]:.3f} -> {losses_tiny[-1]:.3f}")
+print(
+    f"clipped on {sum(n > 1 for n in norms)} of 30 steps; loss {losses_tiny[0]:.3f} -> {losses_tiny[-1]:.3f}"
+)
 
 # %% [markdown]
 # ## 6. The shipped checkpoint's loss history
@@ -257,7 +290,15 @@ ax.set_xlabel("step")
 ax.set_ylabel("Min-SNR-5 weighted loss")
 ax.legend()
 fig.tight_layout()
-for lo, hi in ((0, 50), (250, 300), (550, 600), (1150, 1200), (1750, 1800), (2950, 3000), (3550, 3600)):
+for lo, hi in (
+    (0, 50),
+    (250, 300),
+    (550, 600),
+    (1150, 1200),
+    (1750, 1800),
+    (2950, 3000),
+    (3550, 3600),
+):
     window = losses[lo:hi]
     print(f"steps {lo + 1:4d}-{hi:4d}: mean loss {sum(window) / len(window):.4f}")
 

@@ -34,13 +34,20 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained, use_bf16
-from diffusion_lessons.lesson06_sampling import SHIPPED, digit_labels, reverse_step, sample, sampling_timesteps
+from diffusion_lessons.lesson06_sampling import (
+    SHIPPED,
+    digit_labels,
+    reverse_step,
+    sample,
+    sampling_timesteps,
+)
 from diffusion_lessons.plotting import new_figure, show_images
 
 # The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
 # %matplotlib inline
 torch.set_num_threads(1)
-model, schedule, cfg = load_trained(SHIPPED)  # EMA weights, eval mode, and the schedule it was trained with
+# EMA weights, eval mode, and the schedule it was trained with
+model, schedule, cfg = load_trained(SHIPPED)
 print(f"{SHIPPED.name}: preset small, schedule {cfg.schedule}, T = {schedule.T}")
 
 # %% [markdown]
@@ -51,11 +58,20 @@ print(f"{SHIPPED.name}: preset small, schedule {cfg.schedule}, T = {schedule.T}"
 # same digits.
 
 # %%
-labels = digit_labels("0123456789", 1)                         # (10,) = 0, 1, ..., 9
+labels = digit_labels("0123456789", 1)  # (10,) = 0, 1, ..., 9
 start = time.perf_counter()
-x0 = sample(model, schedule, labels, sampler="ddim", steps=25, generator=torch.Generator().manual_seed(0))
-print(f"10 digits, DDIM 25 steps: {time.perf_counter() - start:.2f} s; shape {tuple(x0.shape)}, "
-      f"range [{x0.min().item():.2f}, {x0.max().item():.2f}]")
+x0 = sample(
+    model,
+    schedule,
+    labels,
+    sampler="ddim",
+    steps=25,
+    generator=torch.Generator().manual_seed(0),
+)
+print(
+    f"10 digits, DDIM 25 steps: {time.perf_counter() - start:.2f} s; shape {tuple(x0.shape)}, "
+    f"range [{x0.min().item():.2f}, {x0.max().item():.2f}]"
+)
 print("the 25 steps:", sampling_timesteps(schedule.T, 25))
 fig, ax = new_figure(size=(8, 1.2))
 show_images(ax, x0, nrow=10)
@@ -71,15 +87,20 @@ show_images(ax, x0, nrow=10)
 # %%
 ts = sampling_timesteps(schedule.T, 25)
 g = torch.Generator().manual_seed(0)
-xt = torch.randn((10, 1, 28, 28), generator=g)                 # x_T, (10, 1, 28, 28): the same noise as above
+# x_T, (10, 1, 28, 28): the same noise as above
+xt = torch.randn((10, 1, 28, 28), generator=g)
 kept, changes, previous = {}, [], None
 bf16 = use_bf16("auto", torch.device("cpu"))
 print("network under bf16 autocast:", bf16)
 with torch.no_grad():
     for t, s in zip(ts, ts[1:] + [0]):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            eps_pred = model(xt, torch.full((10,), t), labels).float()  # (10, 1, 28, 28)
-        xt, x0_pred = reverse_step(xt, eps_pred, t, s, schedule, eta=0.0, clip_x0=True, generator=g)
+            eps_pred = model(
+                xt, torch.full((10,), t), labels
+            ).float()  # (10, 1, 28, 28)
+        xt, x0_pred = reverse_step(
+            xt, eps_pred, t, s, schedule, eta=0.0, clip_x0=True, generator=g
+        )
         if previous is not None:
             changes.append((t, (x0_pred - previous).abs().mean().item()))
         previous = x0_pred
@@ -89,8 +110,13 @@ print("identical to sample():", torch.equal(xt.clamp(-1, 1), x0))
 print("mean |change of x0_pred| from one step to the next:")
 print("  " + "  ".join(f"t={t}: {c:.3f}" for t, c in changes[::3]))
 fig, ax = new_figure(size=(8, 5.4))
-show_images(ax, torch.cat(list(kept.values())), nrow=10, row_labels=[f"t = {t}" for t in kept],
-            title="the prediction x0_pred (eq. 6.1) at six of the 25 steps")
+show_images(
+    ax,
+    torch.cat(list(kept.values())),
+    nrow=10,
+    row_labels=[f"t = {t}" for t in kept],
+    title="the prediction x0_pred (eq. 6.1) at six of the 25 steps",
+)
 
 # %% [markdown]
 # The very first $\hat x_0$, at $t = 1000$, is clipped speckle (eq. 6.1 divides by $\sqrt{\bar\alpha_{1000}}$, about
@@ -104,15 +130,33 @@ show_images(ax, torch.cat(list(kept.values())), nrow=10, row_labels=[f"t = {t}" 
 
 # %%
 t = 500
-xt_, eps_ = torch.randn(2, 1, 28, 28, dtype=torch.float64), torch.randn(2, 1, 28, 28, dtype=torch.float64)
-ddim, _ = reverse_step(xt_, eps_, t, t - 1, schedule, eta=1.0, clip_x0=False, generator=torch.Generator().manual_seed(1))
-a, ab, ab_prev, b = (schedule.alpha[t].item(), schedule.alpha_bar[t].item(),
-                     schedule.alpha_bar[t - 1].item(), schedule.beta[t].item())
+xt_, eps_ = (
+    torch.randn(2, 1, 28, 28, dtype=torch.float64),
+    torch.randn(2, 1, 28, 28, dtype=torch.float64),
+)
+ddim, _ = reverse_step(
+    xt_,
+    eps_,
+    t,
+    t - 1,
+    schedule,
+    eta=1.0,
+    clip_x0=False,
+    generator=torch.Generator().manual_seed(1),
+)
+a, ab, ab_prev, b = (
+    schedule.alpha[t].item(),
+    schedule.alpha_bar[t].item(),
+    schedule.alpha_bar[t - 1].item(),
+    schedule.beta[t].item(),
+)
 beta_tilde = (1 - ab_prev) / (1 - ab) * b
 z = torch.randn(xt_.shape, generator=torch.Generator().manual_seed(1)).double()
-ddpm = (xt_ - b / (1 - ab) ** 0.5 * eps_) / a ** 0.5 + beta_tilde ** 0.5 * z  # eq. 6.4
+ddpm = (xt_ - b / (1 - ab) ** 0.5 * eps_) / a**0.5 + beta_tilde**0.5 * z  # eq. 6.4
 print(f"t = {t}: beta_t = {b:.5f}, beta~_t = {beta_tilde:.5f}")
-print(f"largest difference between the two updates: {(ddim - ddpm).abs().max().item():.2e}")
+print(
+    f"largest difference between the two updates: {(ddim - ddpm).abs().max().item():.2e}"
+)
 
 # %% [markdown]
 # The two agree to about $10^{-8}$, the rounding of the fresh noise $z$, which `reverse_step` draws (and scales) in
@@ -127,20 +171,38 @@ print(f"largest difference between the two updates: {(ddim - ddpm).abs().max().i
 # %%
 labels20 = digit_labels("0123456789", 2)
 real, _ = load_digits("mnist-5k", split="test")
-print(f"real digits : mean {real.mean().item():+.3f}, {(real < -0.9).float().mean().item():.0%} background, "
-      f"{(real.abs() > 0.99).float().mean().item():.0%} of pixels at +-1")
+print(
+    f"real digits : mean {real.mean().item():+.3f}, {(real < -0.9).float().mean().item():.0%} background, "
+    f"{(real.abs() > 0.99).float().mean().item():.0%} of pixels at +-1"
+)
 stats = {}
 for clip in (True, False):
-    x, traj = sample(model, schedule, labels20, steps=25, clip_x0=clip, generator=torch.Generator().manual_seed(0),
-                     trajectory=True)
+    x, traj = sample(
+        model,
+        schedule,
+        labels20,
+        steps=25,
+        clip_x0=clip,
+        generator=torch.Generator().manual_seed(0),
+        trajectory=True,
+    )
     peak = max(e["x0_pred"].abs().max().item() for e in traj)
     first = traj[0]["x0_pred"].abs().max().item()
-    background = (x < -0.9).float().mean().item()          # share of pixels that are (nearly) black background
-    saturated = ((x.abs() > 0.99).float().mean()).item()  # share of pixels at the ends of the range, +-1
+    # share of pixels that are (nearly) black background
+    background = (x < -0.9).float().mean().item()
+    saturated = (
+        (x.abs() > 0.99).float().mean()
+    ).item()  # share of pixels at the ends of the range, +-1
     stats[clip] = x
-    print(f"clip {str(clip):5}: |x0_pred| at t = 1000 up to {first:7.2f}, largest over all steps {peak:7.2f}")
-    print(f"   final images: mean {x.mean().item():+.3f}, {background:.0%} background, {saturated:.0%} of pixels at +-1")
-print(f"mean |difference| between the two sets of final images: {(stats[True] - stats[False]).abs().mean().item():.3f}")
+    print(
+        f"clip {str(clip):5}: |x0_pred| at t = 1000 up to {first:7.2f}, largest over all steps {peak:7.2f}"
+    )
+    print(
+        f"   final images: mean {x.mean().item():+.3f}, {background:.0%} background, {saturated:.0%} of pixels at +-1"
+    )
+print(
+    f"mean |difference| between the two sets of final images: {(stats[True] - stats[False]).abs().mean().item():.3f}"
+)
 fig, (ax1, ax2) = new_figure(1, 2, size=(8, 2.2))
 show_images(ax1, stats[True], nrow=10, title="clipped")
 show_images(ax2, stats[False], nrow=10, title="not clipped")

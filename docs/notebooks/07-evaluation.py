@@ -32,7 +32,8 @@
 import json
 import warnings
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bar needs ipywidgets; not used here
+# tqdm's notebook bar needs ipywidgets; not used here
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 import open_clip
 import torch
@@ -59,13 +60,16 @@ from diffusion_lessons.plotting import new_figure, show_images
 # The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
 # %matplotlib inline
 torch.set_num_threads(1)
-classifier = load_classifier()            # checkpoints/classifier.pt
-clip = load_clip("digit-clip")            # checkpoints/clip-digits.pt: hub weights cannot be downloaded offline
-print(f"classifier: {classifier.meta['held_out_accuracy']:.1%} on the held-out {classifier.meta['dataset']} digits")
+classifier = load_classifier()  # checkpoints/classifier.pt
+# checkpoints/clip-digits.pt: hub weights cannot be downloaded offline
+clip = load_clip("digit-clip")
+print(
+    f"classifier: {classifier.meta['held_out_accuracy']:.1%} on the held-out {classifier.meta['dataset']} digits"
+)
 print("CLIP weights:", clip.label)
 
-x_train, y_train = load_digits("mnist-5k", "train")   # (4000, 1, 28, 28) in [-1, 1]
-x_test, y_test = load_digits("mnist-5k", "test")      # (1000, 1, 28, 28), 100 of each digit
+x_train, y_train = load_digits("mnist-5k", "train")  # (4000, 1, 28, 28) in [-1, 1]
+x_test, y_test = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28), 100 of each digit
 
 # %% [markdown]
 # ## 1. Two judges read 20 real digits
@@ -77,14 +81,16 @@ x_test, y_test = load_digits("mnist-5k", "test")      # (1000, 1, 28, 28), 100 o
 # %%
 pick = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(7))[:20]
 x20, y20 = x_test[pick], y_test[pick]
-p_cls = predict_proba(classifier, x20)                       # (20, 10)
+p_cls = predict_proba(classifier, x20)  # (20, 10)
 p_clip = clip_scores(clip.model, clip.tokenizer, None, x20)  # (20, 10)
 fig, ax = new_figure(size=(10, 2.3))
 show_images(ax, x20, nrow=10)
 print("label  classifier (p)   CLIP (p)")
 for y, pc, pk in zip(y20.tolist(), p_cls, p_clip):
     flag = "" if pc.argmax() == y == pk.argmax() else "   <- a judge disagrees"
-    print(f"{y:>5}  {pc.argmax().item():>6} ({pc.max():.2f})   {pk.argmax().item():>3} ({pk.max():.2f}){flag}")
+    print(
+        f"{y:>5}  {pc.argmax().item():>6} ({pc.max():.2f})   {pk.argmax().item():>3} ({pk.max():.2f}){flag}"
+    )
 
 # %% [markdown]
 # ## 2. The Fréchet distance
@@ -95,8 +101,10 @@ for y, pc, pk in zip(y20.tolist(), p_cls, p_clip):
 
 # %%
 m1, a, m2, b = 0.5, 4.0, -1.0, 1.0
-print(f"frechet_distance: {frechet_distance(torch.tensor([m1]), torch.tensor([[a]]), torch.tensor([m2]), torch.tensor([[b]])):.4f}")
-print(f"by hand:          {(m1 - m2) ** 2 + (a ** 0.5 - b ** 0.5) ** 2:.4f}")
+print(
+    f"frechet_distance: {frechet_distance(torch.tensor([m1]), torch.tensor([[a]]), torch.tensor([m2]), torch.tensor([[b]])):.4f}"
+)
+print(f"by hand:          {(m1 - m2) ** 2 + (a**0.5 - b**0.5) ** 2:.4f}")
 
 # %% [markdown]
 # Now two sets of **real** digits. Both halves of a random split of the 4,000 training digits come
@@ -107,8 +115,8 @@ print(f"by hand:          {(m1 - m2) ** 2 + (a ** 0.5 - b ** 0.5) ** 2:.4f}")
 
 # %%
 with torch.no_grad():
-    f_train = classifier.features(x_train).double()     # (4000, 128) eq. 7.2's f(x)
-reference = (f_train.mean(0), torch.cov(f_train.T))      # mu, Sigma of the training digits
+    f_train = classifier.features(x_train).double()  # (4000, 128) eq. 7.2's f(x)
+reference = (f_train.mean(0), torch.cov(f_train.T))  # mu, Sigma of the training digits
 perm = torch.randperm(len(f_train), generator=torch.Generator().manual_seed(0))
 
 
@@ -120,15 +128,33 @@ sizes = [50, 100, 200, 500, 1000, 2000]
 split_fd = []
 print("    n   real vs real     floor")
 for n in sizes:
-    A, B = f_train[perm[:n]], f_train[perm[n:2 * n]]     # two disjoint sets of n training digits
+    # two disjoint sets of n training digits
+    A, B = (
+        f_train[perm[:n]],
+        f_train[perm[n : 2 * n]],
+    )
     split_fd.append(frechet_distance(*stats(A), *stats(B)))
-    floor = f"{frechet_floor(classifier, n, reference=reference)[0]:9.1f}" if n <= len(x_test) else "   (only 1,000 held out)"
+    floor = (
+        f"{frechet_floor(classifier, n, reference=reference)[0]:9.1f}"
+        if n <= len(x_test)
+        else "   (only 1,000 held out)"
+    )
     print(f"{n:5d}   {split_fd[-1]:12.1f} {floor}")
 
 fig, ax = new_figure(size=(5.5, 3.4))
 ax.loglog(sizes, split_fd, "o-", label="two halves of the training digits")
-ax.loglog(sizes, [split_fd[0] * sizes[0] / n for n in sizes], "k--", lw=0.8, label="proportional to 1/n")
-ax.set(xlabel="digits per set, n", ylabel="Fréchet classifier distance", title="real vs real: 0 only as n grows without end")
+ax.loglog(
+    sizes,
+    [split_fd[0] * sizes[0] / n for n in sizes],
+    "k--",
+    lw=0.8,
+    label="proportional to 1/n",
+)
+ax.set(
+    xlabel="digits per set, n",
+    ylabel="Fréchet classifier distance",
+    title="real vs real: 0 only as n grows without end",
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
 
@@ -140,12 +166,16 @@ fig.tight_layout()
 # real held-out digits on the three numbers of `diffusion-lessons evaluate`.
 
 # %%
-first = torch.stack([(y_train == c).nonzero()[0, 0] for c in range(10)])   # one training digit per class
-labels = digit_labels("0123456789", 100)                                    # (1000,)
-copies = x_train[first][labels]                                             # (1000, 1, 28, 28)
+# one training digit per class
+first = torch.stack([(y_train == c).nonzero()[0, 0] for c in range(10)])
+labels = digit_labels("0123456789", 100)  # (1000,)
+copies = x_train[first][labels]  # (1000, 1, 28, 28)
 real_div = diversity(classifier, x_test, y_test)
 print(f"{'':>24} {'accuracy':>9} {'FD':>7} {'diversity':>10}")
-for name, x, y in (("1,000 real held-out", x_test, y_test), ("1 digit per class x100", copies, labels)):
+for name, x, y in (
+    ("1,000 real held-out", x_test, y_test),
+    ("1 digit per class x100", copies, labels),
+):
     acc = classifier_report(classifier, x, y)["accuracy"]
     with torch.no_grad():
         fd = frechet_distance(*stats(classifier.features(x).double()), *reference)
@@ -168,18 +198,33 @@ for name, x, y in (("1,000 real held-out", x_test, y_test), ("1 digit per class 
 idx = torch.stack([(y_test == c).nonzero()[0, 0] for c in range(10)])
 model = clip.model.eval()
 with torch.no_grad():
-    f = F.normalize(model.encode_image(clip_input(model, x_test[idx])), dim=-1)          # (10, 64)
-    g = F.normalize(model.encode_text(clip.tokenizer(
-        [f"a handwritten digit {w}." for w in DIGIT_WORDS])), dim=-1)                    # (10, 64)
+    # (10, 64)
+    f = F.normalize(model.encode_image(clip_input(model, x_test[idx])), dim=-1)
+    # (10, 64)
+    g = F.normalize(
+        model.encode_text(
+            clip.tokenizer([f"a handwritten digit {w}." for w in DIGIT_WORDS])
+        ),
+        dim=-1,
+    )
     s = model.logit_scale.exp()
-    logits = s * f @ g.T                                                                  # (10, 10)
+    logits = s * f @ g.T  # (10, 10)
     loss = open_clip.ClipLoss()(f, g, s)
-print(f"learned temperature s = exp(logit_scale) = {s.item():.1f} (CLIP starts at 1/0.07 = 14.3)")
-print(f"ClipLoss on this batch: {loss.item():.3f}   (chance: log 10 = {torch.log(torch.tensor(10.0)).item():.3f})")
+print(
+    f"learned temperature s = exp(logit_scale) = {s.item():.1f} (CLIP starts at 1/0.07 = 14.3)"
+)
+print(
+    f"ClipLoss on this batch: {loss.item():.3f}   (chance: log 10 = {torch.log(torch.tensor(10.0)).item():.3f})"
+)
 fig, ax = new_figure(size=(4.6, 4))
 ax.imshow(logits.numpy(), cmap="viridis")
-ax.set(xticks=range(10), yticks=range(10), xlabel="caption: a handwritten digit …", ylabel="image of digit",
-       title="s · cos(image, caption)")
+ax.set(
+    xticks=range(10),
+    yticks=range(10),
+    xlabel="caption: a handwritten digit …",
+    ylabel="image of digit",
+    title="s · cos(image, caption)",
+)
 ax.grid(False)
 
 # %% [markdown]
@@ -189,9 +234,15 @@ ax.grid(False)
 # %%
 for c in (1, 5, 8):
     x = x_test[idx[c]][None]
-    row = [clip_scores(model, clip.tokenizer, None, x, templates=(t,))[0, c].item() for t in PROMPTS]
-    print(f"digit {c}: " + "  ".join(f"{p:.2f}" for p in row)
-          + f"   ensemble {clip_scores(model, clip.tokenizer, None, x)[0, c].item():.2f}")
+    row = [
+        clip_scores(model, clip.tokenizer, None, x, templates=(t,))[0, c].item()
+        for t in PROMPTS
+    ]
+    print(
+        f"digit {c}: "
+        + "  ".join(f"{p:.2f}" for p in row)
+        + f"   ensemble {clip_scores(model, clip.tokenizer, None, x)[0, c].item():.2f}"
+    )
 print("templates, in that order:")
 for t in PROMPTS:
     print("  ", t)
@@ -204,7 +255,12 @@ for t in PROMPTS:
 
 # %%
 print("zero-shot accuracy on the 1,000 held-out digits with the templates ...")
-for templates in (PROMPTS, ("an image of a {word}",), ("{digit}",), ("a photo of a cat",)):
+for templates in (
+    PROMPTS,
+    ("an image of a {word}",),
+    ("{digit}",),
+    ("a photo of a cat",),
+):
     p = clip_scores(model, clip.tokenizer, None, x_test, templates=templates)
     name = "the six training templates" if templates == PROMPTS else repr(templates[0])
     print(f"{(p.argmax(-1) == y_test).float().mean().item():6.1%}  {name}")
@@ -225,7 +281,9 @@ for templates in (PROMPTS, ("an image of a {word}",), ("{digit}",), ("a photo of
 # generated digits ("CLIP" below is the mean $p_\text{CLIP}(y \mid x)$ per requested digit).
 
 # %%
-report = json.loads((SHIPPED.parents[1] / "docs" / "figures" / "07_evaluate_w0.json").read_text())
+report = json.loads(
+    (SHIPPED.parents[1] / "docs" / "figures" / "07_evaluate_w0.json").read_text()
+)
 p_real = clip_scores(model, clip.tokenizer, None, x_test)
 clip_real = [p_real[y_test == c, c].mean().item() for c in range(10)]
 gen, acc = report["clip_per_class"], report["per_class"]
@@ -238,7 +296,11 @@ for name, v in (("real", clip_real), ("generated", gen)):
     print(f"CLIP on {name:>9} digits: highest {order[:3]}, lowest {order[-3:]}")
 r = torch.corrcoef(torch.tensor([clip_real, gen]))[0, 1].item()
 print(f"correlation of the two CLIP lines across the ten digits: {r:.2f}")
-print("CLIP weights:", report["clip_weights"].split(" (")[0], "(checkpoints/clip-digits.pt)")
+print(
+    "CLIP weights:",
+    report["clip_weights"].split(" (")[0],
+    "(checkpoints/clip-digits.pt)",
+)
 
 # %% [markdown]
 # ## 6. Sample 10 digits and score them
@@ -248,7 +310,10 @@ print("CLIP weights:", report["clip_weights"].split(" (")[0], "(checkpoints/clip
 # %%
 diffusion, schedule, _ = load_trained(SHIPPED)
 y10 = digit_labels("0123456789", 1)
-x10 = sample(diffusion, schedule, y10, steps=20, generator=torch.Generator().manual_seed(0))  # (10, 1, 28, 28)
+# (10, 1, 28, 28)
+x10 = sample(
+    diffusion, schedule, y10, steps=20, generator=torch.Generator().manual_seed(0)
+)
 p_cls = predict_proba(classifier, x10)
 p_clip = clip_scores(model, clip.tokenizer, None, x10)
 fig, ax = new_figure(size=(10, 1.4))

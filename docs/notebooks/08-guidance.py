@@ -47,9 +47,13 @@ from diffusion_lessons.plotting import new_figure, show_images
 # %matplotlib inline
 torch.set_num_threads(1)
 model, schedule, cfg = load_trained(SHIPPED)  # EMA weights, eval mode
-null = model.config.num_classes               # the label of ∅
-print(f"{SHIPPED.name}: {cfg.steps} training steps on {cfg.dataset}, label dropout p_uncond = {cfg.p_uncond}")
-print(f"labels 0..{null - 1} are digits, label {null} is the null class ∅; recommended w = {RECOMMENDED_W:g}")
+null = model.config.num_classes  # the label of ∅
+print(
+    f"{SHIPPED.name}: {cfg.steps} training steps on {cfg.dataset}, label dropout p_uncond = {cfg.p_uncond}"
+)
+print(
+    f"labels 0..{null - 1} are digits, label {null} is the null class ∅; recommended w = {RECOMMENDED_W:g}"
+)
 
 # %% [markdown]
 # ## 1. One network, two predictions, and eq. (8.1) at its limits
@@ -60,20 +64,25 @@ print(f"labels 0..{null - 1} are digits, label {null} is the null class ∅; rec
 
 # %%
 x_test, y_test = load_digits("mnist-5k", split="test")
-idx = torch.stack([(y_test == d).nonzero()[0, 0] for d in range(10)])  # the first 0, 1, ..., 9
-x0, y = x_test[idx], y_test[idx]                                     # (10, 1, 28, 28), (10,)
-t = torch.full((10,), 500)                                           # (10,)
+# the first 0, 1, ..., 9
+idx = torch.stack([(y_test == d).nonzero()[0, 0] for d in range(10)])
+x0, y = x_test[idx], y_test[idx]  # (10, 1, 28, 28), (10,)
+t = torch.full((10,), 500)  # (10,)
 xt = q_sample(x0, t, schedule, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
-    eps_c = model(xt, t, y)                                          # (10, 1, 28, 28) conditional
-    eps_u = model(xt, t, torch.full_like(y, null))                   # (10, 1, 28, 28) unconditional
+    eps_c = model(xt, t, y)  # (10, 1, 28, 28) conditional
+    eps_u = model(xt, t, torch.full_like(y, null))  # (10, 1, 28, 28) unconditional
     print(f"the label matters: max |eps_c - eps_u| = {(eps_c - eps_u).abs().max():.3f}")
-    print(f"{'w':>5} {'|eps_w - eps_c|':>16} {'|eps_w - eps_u|':>16} {'|eps_w - eq. 8.2|':>18}")
+    print(
+        f"{'w':>5} {'|eps_w - eps_c|':>16} {'|eps_w - eps_u|':>16} {'|eps_w - eq. 8.2|':>18}"
+    )
     for w in (0.0, -1.0, 1.0, 3.0):
         eps_w = guided_eps(model, xt, t, y, w)
         s = 1 + w
-        print(f"{w:5.1f} {(eps_w - eps_c).abs().max():16.2e} {(eps_w - eps_u).abs().max():16.2e} "
-              f"{(eps_w - (eps_u + s * (eps_c - eps_u))).abs().max():18.2e}")
+        print(
+            f"{w:5.1f} {(eps_w - eps_c).abs().max():16.2e} {(eps_w - eps_u).abs().max():16.2e} "
+            f"{(eps_w - (eps_u + s * (eps_c - eps_u))).abs().max():18.2e}"
+        )
 
 # %% [markdown]
 # At $w = 0$ the guided prediction equals the conditional one and at $w = -1$ the unconditional one, up to
@@ -91,19 +100,33 @@ with torch.no_grad():
 
 # %%
 labels = torch.arange(10)
-samples = {w: sample(GuidedModel(model, w), schedule, labels, steps=20, generator=torch.Generator().manual_seed(0))
-           for w in (0.0, 1.0, 3.0)}  # {w: (10, 1, 28, 28)}
+# {w: (10, 1, 28, 28)}
+samples = {
+    w: sample(
+        GuidedModel(model, w),
+        schedule,
+        labels,
+        steps=20,
+        generator=torch.Generator().manual_seed(0),
+    )
+    for w in (0.0, 1.0, 3.0)
+}
 
 fig, ax = new_figure(size=(8.3, 2.9))
-show_images(ax, torch.cat(list(samples.values())), nrow=10, row_labels=[f"w = {w:g}" for w in samples])
+show_images(
+    ax,
+    torch.cat(list(samples.values())),
+    nrow=10,
+    row_labels=[f"w = {w:g}" for w in samples],
+)
 ax.set_title("same initial noise in every row; DDIM 20 steps", fontsize=9)
 fig.tight_layout()
 
 classifier = load_classifier()
 print(f"{'w':>4} {'read as requested':>18} {'mean p(c|x)':>12} {'min p(c|x)':>11}")
 for w, x in samples.items():
-    probs = predict_proba(classifier, x)                        # (10, 10)
-    p = probs[torch.arange(10), labels]                         # (10,) probability of the requested digit
+    probs = predict_proba(classifier, x)  # (10, 10)
+    p = probs[torch.arange(10), labels]  # (10,) probability of the requested digit
     hits = (probs.argmax(-1) == labels).sum().item()
     print(f"{w:4g} {hits:>15}/10 {p.mean():12.3f} {p.min():11.3f}")
 
@@ -117,6 +140,7 @@ for w, x in samples.items():
 # call on 20 images), and two separate calls for comparison; the best of 20 repeats filters out the noise of
 # a shared machine.
 
+
 # %%
 def best_time(fn, repeats=20):
     """The fastest of ``repeats`` runs of fn(), in milliseconds."""
@@ -128,13 +152,23 @@ def best_time(fn, repeats=20):
     return 1000 * min(times)
 
 
-xt10, t10 = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(3)), torch.full((10,), 500)
+xt10, t10 = (
+    torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(3)),
+    torch.full((10,), 500),
+)
 with torch.no_grad():
     plain = best_time(lambda: model(xt10, t10, labels))
     batched = best_time(lambda: guided_eps(model, xt10, t10, labels, 1.0))
-    two_calls = best_time(lambda: (model(xt10, t10, labels), model(xt10, t10, torch.full_like(labels, null))))
-print(f"one step for 10 images: unguided {plain:.1f} ms, guided in one batched call {batched:.1f} ms "
-      f"({batched / plain:.2f}x), guided in two calls {two_calls:.1f} ms ({two_calls / plain:.2f}x)")
+    two_calls = best_time(
+        lambda: (
+            model(xt10, t10, labels),
+            model(xt10, t10, torch.full_like(labels, null)),
+        )
+    )
+print(
+    f"one step for 10 images: unguided {plain:.1f} ms, guided in one batched call {batched:.1f} ms "
+    f"({batched / plain:.2f}x), guided in two calls {two_calls:.1f} ms ({two_calls / plain:.2f}x)"
+)
 
 # %% [markdown]
 # The guided step does twice the arithmetic, but the batched call costs less than twice the unguided one:
@@ -156,17 +190,32 @@ rows, names = [], []
 for t_show in (800, 500, 200):
     ab = schedule.alpha_bar[t_show]
     tt = torch.tensor([t_show])
-    xt1 = q_sample(x0[digit:digit + 1], tt, schedule, generator=torch.Generator().manual_seed(1))  # (1, 1, 28, 28)
+    # (1, 1, 28, 28)
+    xt1 = q_sample(
+        x0[digit : digit + 1], tt, schedule, generator=torch.Generator().manual_seed(1)
+    )
     with torch.no_grad():
-        e_c, e_u = model(xt1, tt, y[digit:digit + 1]), model(xt1, tt, torch.tensor([null]))
-        e_w = guided_eps(model, xt1, tt, y[digit:digit + 1], w)
-    x0_hat = [(xt1 - (1 - ab).sqrt() * e) / ab.sqrt() for e in (e_u, e_c, e_w)]  # eq. 6.1, three times
+        e_c, e_u = (
+            model(xt1, tt, y[digit : digit + 1]),
+            model(xt1, tt, torch.tensor([null])),
+        )
+        e_w = guided_eps(model, xt1, tt, y[digit : digit + 1], w)
+    # eq. 6.1, three times
+    x0_hat = [(xt1 - (1 - ab).sqrt() * e) / ab.sqrt() for e in (e_u, e_c, e_w)]
     gap = (x0_hat[2] - ((1 + w) * x0_hat[1] - w * x0_hat[0])).abs().max().item()
-    print(f"t = {t_show}: eq. 8.8 holds to {gap:.1e}; guided estimate spans [{x0_hat[2].min():.2f}, {x0_hat[2].max():.2f}]")
+    print(
+        f"t = {t_show}: eq. 8.8 holds to {gap:.1e}; guided estimate spans [{x0_hat[2].min():.2f}, {x0_hat[2].max():.2f}]"
+    )
     rows += [xt1] + x0_hat
 names = ["x_t", "x0 from ∅", "x0 from c", f"x0, w = {w:g}"]
 fig, ax = new_figure(size=(4.2, 3.6))
-show_images(ax, torch.cat(rows), nrow=4, col_labels=names, row_labels=["t = 800", "t = 500", "t = 200"])
+show_images(
+    ax,
+    torch.cat(rows),
+    nrow=4,
+    col_labels=names,
+    row_labels=["t = 800", "t = 500", "t = 200"],
+)
 fig.tight_layout()
 
 # %% [markdown]
@@ -188,8 +237,8 @@ fig.tight_layout()
 # $\hat x_0$ means nothing before it is clipped).
 
 # %%
-pick = torch.cat([(y_test == d).nonzero()[:3, 0] for d in range(10)])   # (30,)
-xs, ys = x_test[pick], y_test[pick]                                    # (30, 1, 28, 28), (30,)
+pick = torch.cat([(y_test == d).nonzero()[:3, 0] for d in range(10)])  # (30,)
+xs, ys = x_test[pick], y_test[pick]  # (30, 1, 28, 28), (30,)
 steps = [1, 10, 25, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 950, 990, 1000]
 diff_rms, eps_rms, push_rms = [], [], []
 g = torch.Generator().manual_seed(2)
@@ -197,13 +246,19 @@ for t_val in steps:
     tt = torch.full((len(ys),), t_val)
     xt_b = q_sample(xs, tt, schedule, generator=g)
     with torch.no_grad():  # one batched call, as in guided_eps
-        out = model(torch.cat([xt_b, xt_b]), torch.cat([tt, tt]), torch.cat([ys, torch.full_like(ys, null)]))
-    e_c, e_u = out.chunk(2)                                            # (30, 1, 28, 28) each
+        out = model(
+            torch.cat([xt_b, xt_b]),
+            torch.cat([tt, tt]),
+            torch.cat([ys, torch.full_like(ys, null)]),
+        )
+    e_c, e_u = out.chunk(2)  # (30, 1, 28, 28) each
     ab = schedule.alpha_bar[t_val]
-    rms = lambda v: v.pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item()  # per image, then averaged
+    # per image, then averaged
+    rms = lambda v: v.pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item()
     diff_rms.append(rms(e_c - e_u))
     eps_rms.append(rms(e_c))
-    push_rms.append(rms(((1 - ab) / ab).sqrt() * (e_c - e_u)))         # |x0_hat(c) - x0_hat(∅)|, eq. 8.8
+    # |x0_hat(c) - x0_hat(∅)|, eq. 8.8
+    push_rms.append(rms(((1 - ab) / ab).sqrt() * (e_c - e_u)))
 
 fig, axes = new_figure(1, 2, size=(10, 3.4))
 axes[0].plot(steps, diff_rms, "o-", label=r"RMS of $\epsilon_c - \epsilon_\varnothing$")
@@ -215,9 +270,14 @@ axes[0].set_title("what guidance adds to eps, per unit of w", fontsize=9)
 axes[1].plot(steps[:-1], push_rms[:-1], "o-", color="tab:red")
 axes[1].set_yscale("log")
 axes[1].set_xlabel("step t")
-axes[1].set_title(r"what it moves the clean-image guess: RMS of $\hat x_0(c) - \hat x_0(\varnothing)$", fontsize=9)
+axes[1].set_title(
+    r"what it moves the clean-image guess: RMS of $\hat x_0(c) - \hat x_0(\varnothing)$",
+    fontsize=9,
+)
 fig.tight_layout()
-print(f"{'t':>5} {'RMS(eps_c - eps_u)':>19} {'RMS(eps_c)':>11} {'RMS(x0(c) - x0(u))':>19}")
+print(
+    f"{'t':>5} {'RMS(eps_c - eps_u)':>19} {'RMS(eps_c)':>11} {'RMS(x0(c) - x0(u))':>19}"
+)
 for s_, d, e, p in zip(steps, diff_rms, eps_rms, push_rms):
     if s_ in (1, 100, 300, 500, 700, 800, 900, 990):
         print(f"{s_:5d} {d:19.3f} {e:11.3f} {p:19.3f}")
