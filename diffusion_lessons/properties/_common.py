@@ -189,3 +189,11 @@ def _steep(T: int):
     changes the numbers a lot.
     """
     return _schedule(torch.linspace(0.05, 0.5, T, dtype=torch.float64))
+
+
+def _expect_finite(x, what: str) -> None:
+    """Assert that ``x`` is a tensor of finite numbers; name NaN as NaN."""
+    x = _as_tensor(x, what)
+    problem = _nan_problem(x.detach(), what)
+    if problem:
+        raise AssertionError(problem)

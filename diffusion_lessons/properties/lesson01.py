@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ._common import (
     Property,
+    _as_tensor,
     _expect_close,
     _expect_raises,
     _generator,
@@ -144,8 +145,8 @@ def q_sample_zero_noise(impl):
     def check(B, C, H, W, dtype, steps, seed):
         x0 = torch.rand((B, C, H, W), generator=_generator(seed), dtype=dtype) * 2 - 1
         t = torch.tensor(steps[:B])
-        xt = impl.q_sample(x0, t, sch, eps=torch.zeros_like(x0))
-        assert torch.is_tensor(xt) and xt.shape == x0.shape, (
+        xt = _as_tensor(impl.q_sample(x0, t, sch, eps=torch.zeros_like(x0)), "q_sample")
+        assert xt.shape == x0.shape, (
             f"q_sample returned {_show(xt)}; expected shape {tuple(x0.shape)}, the "
             "shape of x0"
         )

@@ -276,3 +276,34 @@ def unet_gradients(impl):
             f"with channels {config.channels}, blocks_per_level "
             f"{config.blocks_per_level}: no gradient reaches {', '.join(dead[:6])}"
         )
+
+
+@prop(
+    "UNet: the skips carry fine detail, so the output depends on more of the input "
+    "than the coarsest level can hold (eq. 4.4)",
+    "Keep each down level's output d_l and concatenate it with the up path at the same "
+    "size: h = torch.cat([h, d_l], dim=1) before the up level's ResBlocks (eq. 4.4). "
+    "Zeros, or nothing, in place of d_l squeeze all detail through the bottleneck.",
+    uses=("UNet",),
+)
+def unet_uses_skips(impl):
+    # channels (4, 4, 4) on 8x8 images: the bottleneck holds 4 x 2 x 2 = 16 numbers, so
+    # without skips the Jacobian of the 64 output pixels has rank <= 16
+    config = _micro_config(channels=(4, 4, 4), groups=2, image_size=8)
+    bottleneck = config.channels[-1] * (8 // config.down_factor) ** 2
+    torch.manual_seed(0)
+    model = _perturb(impl.UNet(config), seed=3)
+    t, labels = torch.tensor([500]), torch.tensor([3])
+    x = torch.randn((1, 1, 8, 8), generator=_generator(4))
+
+    def f(z):
+        return _as_tensor(model(z, t, labels), "UNet(config)(xt, t, labels)").flatten()
+
+    jac = torch.autograd.functional.jacobian(f, x).reshape(64, 64).double()
+    values = torch.linalg.svdvals(jac)
+    rank = int((values > 1e-4 * values[0]).sum())
+    assert rank > bottleneck, (
+        f"the output's Jacobian with respect to the input has rank {rank} of 64, no "
+        f"more than the {bottleneck} numbers of the bottleneck: fine detail does not "
+        "reach the output, so the skips are missing or zero"
+    )

@@ -304,31 +304,48 @@ def loss_deterministic(impl):
     uses=("diffusion_loss",),
 )
 def loss_min_snr(impl):
-    for gamma in (0.5, 2.0, None):
-        model, x0, labels, sch = _loss_setup(
-            B=64, offset=0.5
-        )  # every image's MSE is 0.25
-        loss = impl.diffusion_loss(
-            model, x0, labels, sch, 0.0, _generator(7), min_snr_gamma=gamma
+    @_settings(20)
+    @given(
+        gamma=st.one_of(st.none(), st.floats(0.05, 20.0)),
+        B=st.integers(2, 32),
+        seed=st.integers(0, 1000),
+    )
+    def check(gamma, B, seed):
+        # each image gets its own error e_i, so the weights must multiply each one
+        errors = 0.1 + 2 * torch.rand(B, generator=_generator(seed + 1))  # (B,)
+        model, x0, labels, sch = _loss_setup(B=B, seed=seed)
+        model.offset = errors.view(B, 1, 1, 1)
+        loss = _as_tensor(
+            impl.diffusion_loss(
+                model, x0, labels, sch, 0.0, _generator(seed), min_snr_gamma=gamma
+            ),
+            "diffusion_loss(...)",
         )
         assert model.calls, "diffusion_loss never called the model"
         t = model.calls[-1]["t"]
+        mse = errors.double() ** 2  # (B,) each image's mean squared error
         snr = sch.alpha_bar[t] / (1 - sch.alpha_bar[t])
         weight = torch.ones_like(snr) if gamma is None else snr.clamp(max=gamma) / snr
+        diagnoses = {}
+        if gamma is not None:
+            diagnoses = {
+                "the mean weight times the mean error: weight each image's own "
+                "error, (weight * mse_per_image).mean()": weight.mean() * mse.mean(),
+                "the weight min(SNR, γ) without dividing by SNR": (
+                    snr.clamp(max=gamma) * mse
+                ).mean(),
+                "the unweighted loss: min_snr_gamma was ignored": mse.mean(),
+            }
         _expect_close(
             loss,
-            (weight * 0.25).mean(),
-            f"the loss with min_snr_gamma={gamma} when every image's MSE is 0.25",
+            (weight * mse).mean(),
+            f"the loss with min_snr_gamma={gamma} when image i's error is e_i "
+            f"(B = {B})",
             rtol=1e-5,
-            diagnoses={}
-            if gamma is None
-            else {
-                "the weight min(SNR, γ) without dividing by SNR": (
-                    snr.clamp(max=gamma) * 0.25
-                ).mean(),
-                "the unweighted loss: min_snr_gamma was ignored": torch.tensor(0.25),
-            },
+            diagnoses=diagnoses,
         )
+
+    check()
 
 
 @prop(

@@ -13,6 +13,7 @@ from ._common import (
     Property,
     _as_tensor,
     _expect_close,
+    _expect_finite,
     _generator,
     _settings,
     registrar,
@@ -327,35 +328,177 @@ def clip_recomputes_eps(impl):
     check()
 
 
+def _timesteps_problem(impl, T: int, steps: int) -> str | None:
+    """What is wrong with sampling_timesteps(T, steps), or None."""
+    out = impl.sampling_timesteps(T, steps)
+    try:
+        ts = [int(v) for v in (out.tolist() if hasattr(out, "tolist") else out)]
+    except (TypeError, ValueError):
+        return (
+            f"sampling_timesteps({T}, {steps}) returned {type(out).__name__}; return a "
+            "list of ints"
+        )
+    call = f"sampling_timesteps({T}, {steps})"
+    if len(ts) != steps:
+        return f"{call} has {len(ts)} steps; expected {steps}: {ts[-4:]} at the end"
+    if ts[0] != T:
+        return f"{call} starts at {ts[0]}; it must start at T = {T}"
+    if ts != sorted(set(ts), reverse=True):
+        return f"{call} must be strictly descending and distinct; got {ts[:8]}..."
+    if ts[-1] < 1:
+        return (
+            f"{call} ends at {ts[-1]}; the last step to take is >= 1 (t = 0 is the "
+            "clean image)"
+        )
+    return None
+
+
 @prop(
     "sampling_timesteps(T, steps): `steps` distinct steps, descending from T, none "
-    "below 1",
+    "below 1, for every pair with T <= 120 and for larger T",
     "Start at T and space the steps evenly down to 1: "
     "sorted({round(T - i * (T - 1) / max(1, steps - 1)) for i in "
     "range(steps)}, reverse=True). t = 0 is the clean image, never a step to take; "
-    "the sampler ends with s = 0.",
+    "the sampler ends with s = 0. A float spacing such as np.arange(T, 0, -T / steps) "
+    "gives steps + 1 values, the last one 0, for some pairs.",
     uses=("sampling_timesteps",),
 )
 def sampling_timesteps_property(impl):
-    @_settings(25)
-    @given(T=st.integers(1, 2000), data=st.data())
+    for T in range(1, 121):  # every pair: a spacing bug shows for a few percent only
+        for steps in range(1, T + 1):
+            problem = _timesteps_problem(impl, T, steps)
+            assert problem is None, problem
+
+    @_settings(40)
+    @given(T=st.integers(121, 2000), data=st.data())
     def check(T, data):
         steps = data.draw(st.integers(1, T), label="steps")
-        ts = list(impl.sampling_timesteps(T, steps))
-        assert ts and ts[0] == T, (
-            f"sampling_timesteps({T}, {steps}) starts at {ts[:1]}; it must start at T "
-            f"= {T}"
+        problem = _timesteps_problem(impl, T, steps)
+        assert problem is None, problem
+
+    check()
+
+
+@prop(
+    "the last move, to s = 0, adds no noise for any eta: x_0 is x0_pred",
+    "Eq. 6.2 gives sigma = 0 when s = 0 (ᾱ_0 = 1 makes 1 - ᾱ_s zero), so the last "
+    "step returns x0_pred exactly. Adding DDPM's sqrt(beta_t) z on every step, the "
+    "last one included, leaves noise in the final image.",
+    uses=("reverse_step",),
+)
+def final_step_is_clean(impl):
+    @_settings(25)
+    @given(
+        name=st.sampled_from(["linear", "cosine"]),
+        T=st.integers(2, 1000),
+        eta=st.floats(0.0, 1.0),
+        clip=st.booleans(),
+        data=st.data(),
+    )
+    def check(name, T, eta, clip, data):
+        t = data.draw(st.integers(1, T), label="t")
+        sch, x0, eps, xt = _reverse_case(name, T, t, 0, seed=t, shape=(2, 1, 4, 4))
+        outs = [
+            _two_tensors(
+                impl.reverse_step(
+                    xt, eps, t, 0, sch, eta=eta, clip_x0=clip, generator=_generator(g)
+                ),
+                "reverse_step",
+            )
+            for g in (1, 2)
+        ]
+        (x_s, x0_pred), (x_s2, _) = outs
+        _expect_close(
+            x_s,
+            x0_pred.detach(),
+            f"x_0 of reverse_step(x_t, eps, t={t}, s=0, eta={eta:.3g}) ({name}, "
+            f"T={T}); it must equal the x0_pred it returns",
+            atol=1e-5,
         )
-        assert ts == sorted(set(ts), reverse=True), (
-            f"sampling_timesteps({T}, {steps}) must be strictly descending and "
-            f"distinct; got {ts[:8]}..."
+        _expect_close(
+            x_s2,
+            x_s.detach(),
+            f"x_0 of the last step with another generator seed (eta={eta:.3g})",
+            atol=1e-5,
         )
-        assert ts[-1] >= 1, (
-            f"sampling_timesteps({T}, {steps}) ends at {ts[-1]}; the last step to take "
-            "is >= 1 (t = 0 is the clean image)"
+
+    check()
+
+
+@prop(
+    "reverse_step adds noise of standard deviation sigma = eta sqrt((1 - ᾱ_s)/(1 - "
+    "ᾱ_t) (1 - ᾱ_t/ᾱ_s)) (eq. 6.2) for every eta in [0, 1] and every s < t",
+    "sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5 with ab_s = "
+    "alpha_bar[s] for the step you move to: eta multiplies the square root (it is "
+    "not inside it, not squared). DDPM's posterior variance β̃_t = (1 - ᾱ_{t-1}) / "
+    "(1 - ᾱ_t) β_t is the case s = t - 1 only; with skipped steps use ᾱ_s.",
+    uses=("reverse_step",),
+)
+def noise_scale_any_eta(impl):
+    from ..lesson02_schedules import make_schedule
+
+    @_settings(40)
+    @given(
+        name=st.sampled_from(["linear", "cosine"]),
+        T=st.integers(3, 1000),
+        eta=st.floats(0.0, 1.0),
+        data=st.data(),
+    )
+    def check(name, T, eta, data):
+        t = data.draw(st.integers(2, T), label="t")
+        s = data.draw(st.integers(1, t - 1), label="s")
+        sch = make_schedule(name, T)
+        g = _generator(t * 7919 + s)
+        shape = (1, 1, 64, 64)  # 4096 draws of the noise
+        xt = torch.randn(shape, generator=g, dtype=torch.float64)
+        eps = torch.randn(shape, generator=g, dtype=torch.float64)
+        ab_t, ab_s = sch.alpha_bar[t].item(), sch.alpha_bar[s].item()
+        ab_prev, b = sch.alpha_bar[t - 1].item(), sch.beta[t].item()
+        var = (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)
+        sigma = eta * var**0.5
+        runs = [
+            _two_tensors(
+                impl.reverse_step(
+                    xt, eps, t, s, sch, eta=eta, clip_x0=False, generator=_generator(9)
+                ),
+                "reverse_step",
+            )[0]
+            for _ in range(2)
+        ]
+        for x in runs:
+            _expect_finite(x, f"x_s of reverse_step(t={t}, s={s}, eta={eta:.3g})")
+        assert torch.equal(runs[0], runs[1]), (
+            "the same inputs and generator seed gave two different x_s: draw z with "
+            "torch.randn(xt.shape, generator=generator)"
         )
-        assert len(ts) == steps, (
-            f"sampling_timesteps({T}, {steps}) has {len(ts)} steps; expected {steps}"
+        x0_pred = (xt - (1 - ab_t) ** 0.5 * eps) / ab_t**0.5
+        mean = ab_s**0.5 * x0_pred + max(0.0, 1 - ab_s - sigma**2) ** 0.5 * eps
+        std = (runs[0] - mean).std().item()
+        if abs(std - sigma) <= 0.1 * sigma + 1e-6:
+            return
+        candidates = {
+            "sqrt(eta) times eq. 6.2's sigma: eta is inside the square root; "
+            "eq. 6.2 multiplies the square root by eta": eta**0.5 * var**0.5,
+            "eta² times eq. 6.2's sigma: eta is squared outside the square root": (
+                eta**2 * var**0.5
+            ),
+            "eta sqrt(β̃_t), DDPM's posterior variance for s = t - 1: with skipped "
+            "steps use ᾱ_s": eta * ((1 - ab_prev) / (1 - ab_t) * b) ** 0.5,
+            "eta sqrt(beta_t): use eq. 6.2 with ᾱ_s": eta * b**0.5,
+            "sigma² (a variance): add sigma z": sigma**2,
+        }
+        note = next(
+            (
+                f"; that is {label}"
+                for label, value in candidates.items()
+                if abs(value - sigma) > 0.1 * sigma + 1e-6
+                and abs(std - value) <= 0.1 * value + 1e-6
+            ),
+            "",
+        )
+        raise AssertionError(
+            f"reverse_step(t={t}, s={s}, eta={eta:.3g}) ({name}, T={T}) added noise "
+            f"of standard deviation {std:.4g}; eq. 6.2 gives sigma = {sigma:.4g}{note}"
         )
 
     check()

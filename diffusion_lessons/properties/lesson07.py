@@ -175,6 +175,56 @@ def fd_rank_deficient(impl):
 
 
 @prop(
+    "frechet_distance with full (non-diagonal) covariances matches the matrix square "
+    "root formula (eq. 7.3)",
+    _HINT_FRECHET,
+    uses=("frechet_distance",),
+)
+def fd_full_covariances(impl):
+    @_settings(25)
+    @given(seed=st.integers(0, 10_000), D=st.integers(2, 6))
+    def check(seed, D):
+        g = _generator(seed)
+        a = torch.randn((D, D), generator=g, dtype=torch.float64)
+        b = torch.randn((D, D), generator=g, dtype=torch.float64)
+        s1, s2 = a @ a.T + 0.1 * torch.eye(D), b @ b.T + 0.1 * torch.eye(D)
+        mu1 = torch.randn(D, generator=g, dtype=torch.float64)
+        mu2 = torch.randn(D, generator=g, dtype=torch.float64)
+        lam, V = torch.linalg.eigh(s1)
+        root = V @ torch.diag(lam.clamp(min=0).sqrt()) @ V.T  # Σ1^½
+        tr_sqrt = torch.linalg.eigvalsh(root @ s2 @ root).clamp(min=0).sqrt().sum()
+        base = ((mu1 - mu2) ** 2).sum() + s1.trace() + s2.trace()
+        want = (base - 2 * tr_sqrt).item()
+        got = _fd(impl, mu1, s1, mu2, s2)
+        if abs(got - want) <= 1e-6 * (1 + abs(want)):
+            return
+        elementwise = (s1 @ s2).clamp(min=0).sqrt().trace()
+        candidates = {
+            "the trace of an ELEMENT-WISE square root of Σ1 Σ2 (a matrix square root "
+            "is not the square root of each entry)": max(
+                0.0, (base - 2 * elementwise).item()
+            ),
+            "tr(Σ1^½ Σ2 Σ1^½) without its square root": max(
+                0.0, (base - 2 * (root @ s2 @ root).trace()).item()
+            ),
+        }
+        note = next(
+            (
+                f"; that is {label}"
+                for label, value in candidates.items()
+                if abs(got - value) <= 1e-6 * (1 + abs(value))
+            ),
+            "",
+        )
+        raise AssertionError(
+            f"FD of two Gaussians with full covariances (D = {D}) is {got:.6g}; "
+            f"expected {want:.6g}{note}"
+        )
+
+    check()
+
+
+@prop(
     "rerank keeps, in each group, the `keep` candidates with the highest scores, best "
     "first (eq. 7.7)",
     "idx = scores.topk(keep, dim=1).indices (largest first); kept = "
