@@ -645,6 +645,7 @@ def batch_check(
     summary).
     """
     out = out or sys.stdout
+    shown_folder, shown_out = Path(folder), Path(out_dir)  # as given, for the messages
     folder = Path(folder).expanduser().resolve()
     out_dir = Path(out_dir).expanduser().resolve()
     problem = registry.unknown_lesson(lesson)
@@ -671,7 +672,9 @@ def batch_check(
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, entries = [], []
-    print(f"Grading {len(files)} files in {folder} (lesson {lesson:02d})", file=out)
+    print(
+        f"Grading {len(files)} files in {shown_folder} (lesson {lesson:02d})", file=out
+    )
     for f in files:
         text = io.StringIO()
         json_path = out_dir / f"{f.stem}.json"
@@ -731,7 +734,8 @@ def batch_check(
     passed_all = sum(r["exit_status"] == 0 for r in rows)
     print(
         f"{passed_all} of {len(rows)} passed every property. Summary: "
-        f"{out_dir / 'summary.csv'} and summary.json; one report per file beside them.",
+        f"{shown_out / 'summary.csv'} and summary.json; one report per file beside "
+        "them.",
         file=out,
     )
     return 0 if passed_all == len(rows) else 1

@@ -18,7 +18,6 @@ import torch
 
 from diffusion_lessons import properties
 from diffusion_lessons.lesson01_forward_noise import Schedule
-from diffusion_lessons.lesson02_schedules import schedule_from_alpha_bar
 from diffusion_lessons.lesson04_unet import UNet
 from diffusion_lessons.lesson05_training import diffusion_loss
 from diffusion_lessons.lesson06_sampling import sampling_timesteps
