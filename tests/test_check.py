@@ -9,26 +9,38 @@ For every lesson with an exercise:
     pins the bug, with a message that names it, and with the property's hint;
 (d) files that cannot be loaded (syntax error, failing import, missing file) give exit
 status 2 and a clear message;
-(e) the JSON report is valid and complete.
+(e) the JSON report is valid and complete;
+(f) hostile files (sys.exit, os._exit, endless loops, floods of prints, patching the
+    checker) end in a report and a JSON file within the time limit, never exit 0.
+Most tests run the checks in this process (``isolate=False``) for speed; the hostile
+ones run them as the command does, in a separate process.
 Also: the templates have the course's signatures, copy_template and list_properties
 work.
 """
 
+# ruff: noqa: E501 - the learner-style sources in strings keep their long lines
+
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
 import importlib.util
 import inspect
 import io
 import json
+import math
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 
+from diffusion_lessons import properties
 from diffusion_lessons.check import (
-    EXERCISES,
     add_check_arguments,
+    batch_check,
     check_command,
     copy_template,
     list_properties,
@@ -36,7 +48,8 @@ from diffusion_lessons.check import (
     template_path,
 )
 
-LESSONS = sorted(EXERCISES)
+LESSONS = properties.lessons()
+EXERCISES = {n: properties.load(n) for n in LESSONS}
 
 
 def check(
@@ -48,7 +61,7 @@ def check(
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
     out = io.StringIO()
-    status = run_check(lesson, path, tmp_path / f"{name}.json", out=out)
+    status = run_check(lesson, path, tmp_path / f"{name}.json", out=out, isolate=False)
     return status, json.loads((tmp_path / f"{name}.json").read_text()), out.getvalue()
 
 
@@ -561,7 +574,11 @@ def test_the_course_own_functions_pass(tmp_path, lesson):
     assert status == 0, text
     assert report["passed"] == report["total"] == len(exercise.properties) > 0
     assert set(report["functions"].values()) == {"course (imported)"}
-    assert "the course's own (imported)" in text
+    assert "the course's own (imported" in text
+    # every result line says whose code it ran
+    lines = [line for line in text.splitlines() if line.startswith("  PASS")]
+    assert len(lines) == report["total"]
+    assert all("course's" in line and "imported" in line for line in lines), text
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
@@ -650,7 +667,7 @@ def test_broken_variant_fails_with_a_useful_message(
             f"{what}: {name}'s message lacks {needle!r}\n{result['message']}"
         )
         assert result["hint"] and f"Hint: {result['hint']}" in text
-        assert f"FAIL  {result['description']}" in text
+        assert f"FAIL     {result['description']}" in text
 
 
 def test_crash_in_learner_code_names_the_line(tmp_path):
@@ -689,7 +706,7 @@ def test_partial_file_uses_the_course_for_the_rest(tmp_path):
         and "not in your file" in results["schedule_arrays"]["message"]
     )
     assert results["chain_matches_closed_form"]["status"] == "pass"
-    assert "(your q_sample; course's forward_step)" in text
+    assert "(course's forward_step; your q_sample)" in text
 
 
 # ---------------------------------------------------------------------------
@@ -741,11 +758,18 @@ def test_json_report_is_complete(tmp_path):
         "file",
         "exit_status",
         "error",
+        "timeout",
         "functions",
+        "wrapped",
+        "notes",
+        "output",
         "results",
         "passed",
         "failed",
         "todo",
+        "timeout_count",
+        "exited",
+        "crashed",
         "total",
     }
     assert (
@@ -772,6 +796,7 @@ def test_json_report_is_complete(tmp_path):
             "functions",
         }
         assert r["status"] in ("pass", "fail", "todo") and r["hint"]
+        assert set(r["functions"].values()) == {"yours"}
         assert (r["message"] == "") == (r["status"] == "pass")
 
 
@@ -834,26 +859,225 @@ def test_docs_page_lists_every_property():
     assert not missing, f"add these properties to docs/exercises.md: {missing}"
 
 
-def test_a_different_signature_is_reported_not_crashed_on(tmp_path):
-    """Chapter exercises sometimes use other signatures (e.g. my_q_sample(x0, t,
-    alpha_bar, eps)); say so clearly.
+def test_signatures_are_checked_by_how_the_checks_call_them(tmp_path):
+    """Positional parameters may have any name; keyword-passed ones (eps, generator,
+    eta) must have the template's name, and the message says which.
     """
-    source = textwrap.dedent(GOOD[1]).replace(
+    renamed = textwrap.dedent(GOOD[1]).replace(
         "def q_sample(x0, t, schedule, eps=None, generator=None):",
-        "def q_sample(x0, t, alpha_bar, eps=None, generator=None):\n    schedule = "
-        "alpha_bar",
+        "def q_sample(x_start, timesteps, sched, eps=None, generator=None):\n"
+        "    x0, t, schedule = x_start, timesteps, sched",
     )
-    status, report, text = check(tmp_path, 1, source)
+    status, report, text = check(tmp_path, 1, renamed)
+    assert status == 0, text
+    noise = textwrap.dedent(GOOD[1]).replace(
+        "def q_sample(x0, t, schedule, eps=None, generator=None):",
+        "def q_sample(x0, t, schedule, noise=None, generator=None):\n    eps = noise",
+    )
+    status, report, text = check(tmp_path, 1, noise, name="noise.py")
     assert status == 1
     result = by_name(report)["q_sample_zero_noise"]
-    assert (
-        result["status"] == "fail"
-        and "your q_sample takes (x0, t, alpha_bar, eps, generator)"
-        in result["message"]
-    )
+    assert result["status"] == "fail"
+    assert "has no parameter named 'eps'" in result["message"]
+    assert "Name that parameter eps" in result["message"]
     assert by_name(report)["schedule_arrays"]["status"] == "pass"
+    too_few = textwrap.dedent(GOOD[1]).replace(
+        "def q_sample(x0, t, schedule, eps=None, generator=None):",
+        "def q_sample(x0, t, eps=None, generator=None):\n    schedule = None",
+    )
+    status, report, text = check(tmp_path, 1, too_few, name="few.py")
+    message = by_name(report)["q_sample_zero_noise"]["message"]
+    assert "with 3 positional arguments" in message
     extra = textwrap.dedent(GOOD[1]).replace(
         "def q_sample(x0, t, schedule, eps=None, generator=None):",
         "def q_sample(x0, t, schedule, eps=None, generator=None, verbose=False):",
     )
     assert check(tmp_path, 1, extra, name="extra.py")[0] == 0
+
+
+def test_a_module_forward_with_other_names_passes(tmp_path):
+    source = textwrap.dedent(GOOD[3]).replace(
+        "def forward(self, labels):\n        return self.table(labels)",
+        "def forward(self, class_ids):\n        return self.table(class_ids)",
+    )
+    assert "class_ids" in source
+    status, report, text = check(tmp_path, 3, source)
+    assert status == 0, text
+
+
+def test_a_float32_cosine_schedule_as_diffusers_computes_it_passes(tmp_path):
+    source = textwrap.dedent(GOOD[2]).replace(
+        'return schedule_from_alpha_bar(f / f[0], "cosine", max_beta)',
+        "ab = (f / f[0]).float()\n"
+        "    beta = (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)\n"
+        "    beta = torch.cat([torch.zeros(1), beta])\n"
+        "    return Schedule(beta=beta, alpha=1 - beta, "
+        "alpha_bar=torch.cumprod(1 - beta, 0))",
+    )
+    source = source.replace(
+        "from diffusion_lessons.lesson01_forward_noise import schedule_from_betas",
+        "from diffusion_lessons.lesson01_forward_noise import Schedule, "
+        "schedule_from_betas",
+    )
+    status, report, text = check(tmp_path, 2, source)
+    assert by_name(report)["cosine_formula"]["status"] == "pass", text
+
+
+# ---------------------------------------------------------------------------
+# (f) messages about whose code ran; hostile files
+# ---------------------------------------------------------------------------
+
+
+def test_a_near_miss_name_gets_did_you_mean(tmp_path):
+    source = textwrap.dedent(GOOD[8]).replace("def guided_eps(", "def guided_esp(")
+    status, report, text = check(tmp_path, 8, source)
+    assert status == 1
+    assert "did you mean guided_eps?" in text
+    assert "did you mean guided_eps?" in report["notes"]["guided_eps"]
+
+
+def test_a_wrapper_of_the_course_function_is_reported(tmp_path):
+    source = """
+        from diffusion_lessons.lesson08_guidance import guided_eps as course_version
+
+        def guided_eps(model, xt, t, labels, w):
+            return course_version(model, xt, t, labels, w)
+    """
+    status, report, text = check(tmp_path, 8, source)
+    assert report["wrapped"] == ["guided_eps"]
+    assert "only call the course's function" in text
+    lines = [line for line in text.splitlines() if line.startswith("  PASS")]
+    assert lines and all("yours only calls the course's" in line for line in lines)
+    module_form = """
+        import diffusion_lessons.lesson08_guidance as course
+
+        def guided_eps(model, xt, t, labels, w):
+            return course.guided_eps(model, xt, t, labels, w)
+    """
+    assert check(tmp_path, 8, module_form, name="m.py")[1]["wrapped"] == ["guided_eps"]
+    assert check(tmp_path, 8, GOOD[8], name="own.py")[1]["wrapped"] == []
+
+
+def run_isolated(tmp_path, lesson, source, timeout, name="hostile.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    out = io.StringIO()
+    start = time.monotonic()
+    status = run_check(lesson, path, tmp_path / "r.json", out=out, timeout=timeout)
+    elapsed = time.monotonic() - start
+    report = json.loads((tmp_path / "r.json").read_text())
+    return status, report, out.getvalue(), elapsed
+
+
+def test_exits_endless_loops_and_floods_are_reported_not_obeyed(tmp_path):
+    source = """
+        import os
+        import sys
+        import torch
+
+        for i in range(5000):
+            print("debug line", i)
+
+        def guided_eps(model, xt, t, labels, w):
+            if w == 0.0:
+                sys.exit(0)
+            if w == -1.0:
+                os._exit(0)
+            while True:
+                pass
+    """
+    status, report, text, elapsed = run_isolated(tmp_path, 8, source, timeout=3)
+    assert status == 1 and report["exit_status"] == 1, text
+    results = by_name(report)
+    assert results["guidance_w0_conditional"]["status"] == "exited"
+    assert "sys.exit(0)" in results["guidance_w0_conditional"]["message"]
+    assert results["guidance_w_minus1_unconditional"]["status"] == "exited"
+    assert "exit code 0" in results["guidance_w_minus1_unconditional"]["message"]
+    assert results["guidance_affine_in_w"]["status"] in ("exited", "timeout")
+    assert results["guidance_deterministic_per_image"]["status"] == "timeout"
+    assert "TIMEOUT" in text and "EXITED" in text
+    assert "debug line 4999" not in text and report["output"]["bytes"] > 50_000
+    assert "your code printed" in text
+    assert elapsed < 120
+
+
+def test_patching_the_checker_fails_every_property(tmp_path):
+    source = """
+        import torch
+        import diffusion_lessons.properties._common as common
+
+        common._expect_close = lambda *args, **kwargs: None
+        torch.allclose = lambda *args, **kwargs: True
+
+        def guided_eps(model, xt, t, labels, w):
+            return torch.zeros_like(xt)
+    """
+    status, report, text, _ = run_isolated(tmp_path, 8, source, timeout=30)
+    assert status == 1
+    assert report["passed"] == 0 and report["failed"] == report["total"]
+    assert all("changes the checker's" in r["message"] for r in report["results"])
+
+
+def test_exit_at_import_is_a_load_error_with_json(tmp_path):
+    status, report, text, _ = run_isolated(
+        tmp_path, 8, "import os\nos._exit(0)\n", timeout=30
+    )
+    assert status == 2 and report["exit_status"] == 2
+    assert "exit code 0" in report["error"] and "Cannot check" in text
+
+
+# ---------------------------------------------------------------------------
+# Batch grading and a fast --list
+# ---------------------------------------------------------------------------
+
+
+def test_batch_grades_a_folder_into_csv_and_json(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "alice.py").write_text(textwrap.dedent(GOOD[8]))
+    broken = textwrap.dedent(GOOD[8]).replace(
+        "return cond + w * (cond - uncond)", "return uncond + w * (uncond - cond)"
+    )
+    (folder / "bob.py").write_text(broken)
+    (folder / "carol.py").write_text("def guided_eps(:\n")
+    (folder / "dan.py").write_text(
+        "from diffusion_lessons.lesson08_guidance import guided_eps\n"
+    )
+    out = io.StringIO()
+    reports = tmp_path / "grades"
+    status = batch_check(8, folder, reports, out=out, isolate=False)
+    assert status == 1
+    rows = list(csv.DictReader((reports / "summary.csv").open()))
+    assert [r["file"] for r in rows] == ["alice.py", "bob.py", "carol.py", "dan.py"]
+    by_file = {r["file"]: r for r in rows}
+    assert by_file["alice.py"]["exit_status"] == "0"
+    assert by_file["alice.py"]["score"] == "1.000"
+    assert by_file["bob.py"]["exit_status"] == "1"
+    assert "guidance_w0_conditional:fail" in by_file["bob.py"]["not_passed"]
+    assert by_file["carol.py"]["exit_status"] == "2" and by_file["carol.py"]["error"]
+    assert by_file["dan.py"]["course_code"] == "guided_eps"
+    summary = json.loads((reports / "summary.json").read_text())
+    assert len(summary["submissions"]) == 4
+    assert (reports / "bob.json").exists() and (reports / "bob.txt").exists()
+    # nothing is overwritten
+    assert batch_check(8, folder, reports, out=io.StringIO(), isolate=False) == 2
+
+
+def test_list_starts_without_torch(tmp_path):
+    code = (
+        "import sys, time; start = time.perf_counter(); "
+        "from diffusion_lessons.check import main\n"
+        "try:\n    main(['6', '--list'])\nexcept SystemExit:\n    pass\n"
+        "print('heavy', [m for m in ('torch', 'hypothesis', 'matplotlib') "
+        "if m in sys.modules])"
+    )
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        best = min(best, time.perf_counter() - start)
+    assert "noise_scale_any_eta" in done.stdout
+    assert "heavy []" in done.stdout, done.stdout
+    assert best < 1.0, f"check 6 --list took {best:.2f} s"
