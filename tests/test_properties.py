@@ -311,3 +311,23 @@ def test_a_wrong_type_is_named_not_printed():
     message = fails(1, "q_sample_zero_noise", q_sample=numpy_q_sample)
     assert "returned numpy.ndarray; return a torch.Tensor" in message
     assert "array(" not in message and len(message) < 300
+
+
+def test_instructor_table_counts_match_the_registry():
+    """The instructor guide's chapter table quotes each lesson's property count."""
+    import re
+    from pathlib import Path
+
+    from diffusion_lessons import properties
+
+    guide = Path(__file__).parents[1] / "docs" / "instructors" / "index.md"
+    rows = re.findall(
+        r"^\| (\d\d) \|.*?\((\d+)(?: properties)?\) \|", guide.read_text(), re.M
+    )
+    assert rows, "no chapter table found in docs/instructors/index.md"
+    for lesson, count in rows:
+        exercise = properties.load(int(lesson))
+        assert int(count) == len(exercise.properties), (
+            f"lesson {lesson}: the guide says {count} properties, "
+            f"the grader has {len(exercise.properties)}"
+        )
