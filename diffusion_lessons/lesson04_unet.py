@@ -203,8 +203,8 @@ class UNet(nn.Module):
             for l in range(len(ch) - 1)
         )
         self.mid = ResBlock(ch[-1], ch[-1], e, g)  # the bottleneck, at H / down_factor
-        # up: transposed Conv2x2, stride 2 (each pixel paints its own 2x2 patch; 1/4 the
-        # cost of nearest x2 + Conv3x3)
+        # up: transposed Conv2x2, stride 2 (each pixel paints its own 2x2 patch; a ninth
+        # of the cost of nearest x2 + Conv3x3: H_out W_out C_in C_out, not 9 times it)
         self.upsample = nn.ModuleList(
             nn.ConvTranspose2d(ch[l + 1], ch[l], 2, stride=2)
             for l in range(len(ch) - 1)
