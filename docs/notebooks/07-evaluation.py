@@ -274,7 +274,7 @@ for templates in (
 #
 # ## 5. Is it the digit or the judge?
 #
-# The learner's report found that CLIP scored 1, 0 and 7 high, 5, 3 and 8 low. For the shipped model
+# A common observation is that CLIP scores the 1, 0 and 7 high and the 5, 3 and 8 low. For the shipped model
 # `diffusion-lessons evaluate` wrote the per-class CLIP score $p_\text{CLIP}(y \mid x)$ of 1,000 generated
 # digits to `docs/figures/07_evaluate_w0.json`. Put it beside the same score on *real* held-out digits
 # (where no low score can be the generator's fault) and beside the classifier's accuracy on the
