@@ -40,8 +40,8 @@ MAX_VISIBLE_LINES = 450
 LONGER_FOR_NOW = {
     "07-evaluation": (
         680,
-        "two lessons in one (a classifier and a Fréchet distance; CLIP and re-ranking); "
-        "splitting it into two chapters brings each under the limit",
+        "two lessons in one (a classifier and a Fréchet distance; CLIP and "
+        "re-ranking); splitting it into two chapters brings each under the limit",
     ),
 }
 
