@@ -21,7 +21,7 @@
 # 2. compute sinusoidal embeddings $\mathrm{PE}(t)$ and check that the similarity of two of them depends
 #    only on $|t - s|$ (eq. 3.4);
 # 3. see why the embedding needs cosines as well as sines;
-# 4. show numerically that a one-hot vector through a linear layer (the seed's `EmbedBlock`) *is* a
+# 4. show numerically that a one-hot vector through a linear layer (the one-hot `EmbedBlock`) *is* a
 #    table lookup (`nn.Embedding`), and count the parameters of both designs.
 #
 # Everything here is the package's own code: `diffusion_lessons.lesson03_embeddings`.
@@ -208,7 +208,7 @@ print(f"a table with one row per step: {1001 * 128:,} parameters")
 # %% [markdown]
 # ## 5. One-hot through a linear layer *is* a table lookup
 #
-# The seed's `EmbedBlock` takes `F.one_hot(y, K).float()` through Linear → GELU → Linear. The first
+# The one-hot `EmbedBlock` takes `F.one_hot(y, K).float()` through Linear → GELU → Linear. The first
 # layer computes $W\,\mathrm{onehot}(y) + b$, and multiplying a matrix by the $y$-th unit vector picks
 # its $y$-th column. So it is `nn.Embedding` with the table $W^\top$, plus a bias.
 
@@ -248,9 +248,9 @@ print(
 
 no_class_seed = block(
     torch.zeros(1, K)
-).flatten()  # the seed's "no class": all-zero one-hot
+).flatten()  # the one-hot design's "no class": all-zero one-hot
 no_class_ours = class_embed(torch.tensor([class_embed.null_class]))[0]
-print("seed's 'no class' = W2 GELU(b1) + b2, made of shared biases:")
+print("one-hot 'no class' = W2 GELU(b1) + b2, made of shared biases:")
 print("   ", [round(v, 3) for v in no_class_seed[:4].tolist()], "...")
 print(f"our null class = row {K} of the table, parameters of its own:")
 print("   ", [round(v, 3) for v in no_class_ours[:4].tolist()], "...")
