@@ -171,7 +171,7 @@ for t in (0, 200, 300, 400, 500, 600, 700, 800):
 
 # %% [markdown]
 # Read the columns for 1, 7, 8 and 5 (chance level is 0.10). The chapter discusses what this says
-# about the learner's observation that 1 and 7 stay readable longer than 8 and 5, and why the
+# about the common guess that 1 and 7 stay readable longer than 8 and 5, and why the
 # forward process itself treats every digit the same.
 #
 # Why do some classes fade first? One ingredient is how close each class's template is to the
