@@ -215,9 +215,7 @@ def fig_noise_progression(
     fractions=(0, 0.25, 0.5, 0.75, 1.0),
     seed: int = 0,
 ):
-    """Each row a digit, each column x_t at a fraction of T (the seed report's
-    show_noise_progression).
-    """
+    """Each row a digit, each column x_t at a fraction of T (figure 1.1)."""
     steps = [round(f * schedule.T) for f in fractions]
     g = torch.Generator().manual_seed(seed)
     # the same noise for every column: only t changes

@@ -6,33 +6,33 @@ The denoiser gets three inputs: the noisy image x_t, the step t and the class la
 network eats vectors, so t and y must become vectors first. This lesson builds both
 translations.
 
-Time. Each timestep t becomes sines and cosines of t at dim/2 geometrically spaced
-frequencies (the Transformer positional encoding, used by DDPM), then a small MLP (with
-SiLU) adapts it:
-
-    (3.1)   omega_k = max_period^(-k / (dim/2)),  k = 0 .. dim/2 - 1
-    (3.2)   PE(t) = [sin(omega_0 t), ..., sin(omega_{dim/2-1} t), cos(omega_0 t), ...,
-                cos(omega_{dim/2-1} t)]
-    (3.3)   PE(t) . PE(s) = sum_k cos(omega_k (t - s))  (depends only on t - s: nearby
-                steps look alike)
-    (3.4)   e_t = W_2 SiLU(W_1 PE(t) + b_1) + b_2
-
 Why the network needs t at all: by eq. 1.3, x_t = sqrt(alpha_bar_t) x0 + sqrt(1 -
 alpha_bar_t) eps. The amount of noise to remove, sqrt(1 - alpha_bar_t), runs from 0.01
 to 1.0 over t = 1..T, while the pixel spread of x_t changes much less (0.7 to 1.0: the
 process is variance preserving). A time-blind denoiser must use one noise scale c for
 every input; the best single value (least squared error) is
 
-    (3.5)   c* = mean over t = 1..T of sqrt(1 - alpha_bar_t)
+    (3.1)   c* = mean over t = 1..T of sqrt(1 - alpha_bar_t)
 
 which removes too much noise at small t and too little at large t (fig_without_time). A
 real network can partly read the noise level off the image (how grainy it looks); the
 embedding hands it the exact number for free and settles the cases where the image alone
 is ambiguous.
 
+Time. Each timestep t becomes sines and cosines of t at dim/2 geometrically spaced
+frequencies (the Transformer positional encoding, used by DDPM), then a small MLP (with
+SiLU) adapts it:
+
+    (3.2)   omega_k = max_period^(-k / (dim/2)),  k = 0 .. dim/2 - 1
+    (3.3)   PE(t) = [sin(omega_0 t), ..., sin(omega_{dim/2-1} t), cos(omega_0 t), ...,
+                cos(omega_{dim/2-1} t)]
+    (3.4)   PE(t) . PE(s) = sum_k cos(omega_k (t - s))  (depends only on t - s: nearby
+                steps look alike)
+    (3.5)   e_t = W_2 SiLU(W_1 PE(t) + b_1) + b_2
+
 Class. Two ways to turn a label y in {0..K-1} into a vector, compared in the chapter:
 
-    (3.6)   one-hot (the seed notebook's EmbedBlock):  c = onehot(y);  e_y = W_2
+    (3.6)   one-hot vector through an MLP (EmbedBlock):  c = onehot(y);  e_y = W_2
                 GELU(W_1 c + b_1) + b_2
     (3.7)   lookup table (nn.Embedding):  e_y = E[y],  E has K + 1 rows
 
@@ -64,7 +64,7 @@ from .plotting import new_figure, savefig, show_images
 # Notation
 # ---------------------------------------------------------------------------
 
-# eq. 3.1: the slowest frequency is about 1 / max_period (the Transformer's value)
+# eq. 3.2: the slowest frequency is about 1 / max_period (the Transformer's value)
 MAX_PERIOD = 10_000
 
 # ---------------------------------------------------------------------------
@@ -75,7 +75,7 @@ MAX_PERIOD = 10_000
 def sinusoidal_embedding(
     t: torch.Tensor | int, dim: int, max_period: float = MAX_PERIOD
 ) -> torch.Tensor:
-    """The sinusoidal embedding of timesteps, eqs. 3.1-3.2, layout [sin(all freqs) |
+    """The sinusoidal embedding of timesteps, eqs. 3.2-3.3, layout [sin(all freqs) |
     cos(all freqs)].
 
     Args:
@@ -100,9 +100,9 @@ def sinusoidal_embedding(
         )
     half = dim // 2
     k = torch.arange(half, dtype=torch.float32, device=t.device)
-    omega = max_period ** (-k / half)  # (dim/2,) eq. 3.1
+    omega = max_period ** (-k / half)  # (dim/2,) eq. 3.2
     angles = t.float()[:, None] * omega[None, :]  # (B, dim/2): omega_k t
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # (B, dim) eq. 3.2
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # (B, dim) eq. 3.3
 
 
 def check_labels(
@@ -153,8 +153,8 @@ def cosine_similarity_matrix(emb: torch.Tensor) -> torch.Tensor:
 
 
 class TimeEmbedding(nn.Module):
-    """Timestep -> vector: sinusoidal features (eq. 3.2) through Linear -> SiLU ->
-    Linear (eq. 3.4).
+    """Timestep -> vector: sinusoidal features (eq. 3.3) through Linear -> SiLU ->
+    Linear (eq. 3.5).
 
     Args:
         dim: width of the sinusoidal features (even).
@@ -183,7 +183,7 @@ class TimeEmbedding(nn.Module):
 
 
 class EmbedBlock(nn.Module):
-    """The seed notebook's conditioning block (eq. 3.6): a vector through Linear -> GELU
+    """A one-hot-style conditioning block (eq. 3.6): a vector through Linear -> GELU
     -> Linear, reshaped to (B, C, 1, 1) so it broadcasts over a feature map (B, C, H,
     W).
 
@@ -247,7 +247,7 @@ class ClassEmbedding(nn.Module):
 
 
 def fig_time_embedding(T: int = 1000, dim: int = 64):
-    """Heat map of PE(t) (eq. 3.2) for t = 1..T: fast sines on the left, slow ones on
+    """Heat map of PE(t) (eq. 3.3) for t = 1..T: fast sines on the left, slow ones on
     the right.
     """
     pe = sinusoidal_embedding(torch.arange(1, T + 1), dim)  # (T, dim)
@@ -267,7 +267,7 @@ def fig_time_embedding(T: int = 1000, dim: int = 64):
         "frequency falls to the right)"
     )
     ax.set_ylabel("timestep t")
-    ax.set_title(f"Sinusoidal time embedding PE(t), dim = {dim} (eq. 3.2)")
+    ax.set_title(f"Sinusoidal time embedding PE(t), dim = {dim} (eq. 3.3)")
     ax.grid(False)
     fig.colorbar(im, ax=ax, label="value")
     return fig
@@ -275,7 +275,7 @@ def fig_time_embedding(T: int = 1000, dim: int = 64):
 
 def fig_time_similarity(T: int = 1000, dim: int = 64):
     """Cosine similarity between PE(t) and PE(s): high near the diagonal, low far from
-    it (eq. 3.3).
+    it (eq. 3.4).
     """
     t = torch.arange(1, T + 1)
     sim = cosine_similarity_matrix(sinusoidal_embedding(t, dim))  # (T, T)
@@ -298,7 +298,7 @@ def fig_time_similarity(T: int = 1000, dim: int = 64):
         ax1.plot(t.numpy(), sim[t0 - 1].numpy(), lw=1.2, label=f"t = {t0}")
     ax1.set_xlabel("timestep s")
     ax1.set_ylabel("similarity to PE(t)")
-    ax1.set_title("rows of the matrix: same shape, shifted (eq. 3.3)")
+    ax1.set_title("rows of the matrix: same shape, shifted (eq. 3.4)")
     ax1.set_ylim(-0.4, 1.05)
     ax1.legend(loc="lower center", ncol=3)
     return fig
@@ -312,7 +312,7 @@ def fig_without_time(
 
     Row 1: x_t. Row 2: x0 recovered with the true scales of step t (eq. 1.3 solved for
         x0).
-    Row 3: x0 recovered with the one compromise noise scale c* of eq. 3.5, the best a
+    Row 3: x0 recovered with the one compromise noise scale c* of eq. 3.1, the best a
     net that never sees t can use. Right: the noise scale sqrt(1 - alpha_bar_t) against
     t, c*, and the pixel spread of x_t.
     """
@@ -322,7 +322,7 @@ def fig_without_time(
     eps = torch.randn(x0[:1].shape, generator=g)
     # (T,) sqrt(1 - alpha_bar_t), t = 1..T
     noise_scale = (1 - schedule.alpha_bar[1:]).sqrt().float()
-    c_star = noise_scale.mean().item()  # eq. 3.5
+    c_star = noise_scale.mean().item()  # eq. 3.1
     rows = {"x_t": [], "knows t": [], "time-blind": []}
     for t in steps:
         xt = q_sample(x0[:1], t, schedule, eps=eps)  # (1, C, H, W) eq. 1.3
@@ -418,7 +418,7 @@ def run(
     print(
         f"noise to remove sqrt(1 - alpha_bar_t): {noise_scale[0]:.3f} at t=1, "
         f"{noise_scale[-1]:.3f} at t=1000; "
-        f"a time-blind net must use one value, at best c* = {c_star:.3f} (eq. 3.5)"
+        f"a time-blind net must use one value, at best c* = {c_star:.3f} (eq. 3.1)"
     )
     files = [
         savefig(fig_time_embedding(), out / "03_time_embedding.png"),

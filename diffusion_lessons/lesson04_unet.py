@@ -68,7 +68,7 @@ class UNetConfig:
             works).
         channels: channels per resolution level; level l works at H / 2^l (eq. 4.5).
         blocks_per_level: residual blocks per level, on the way down and on the way up.
-        emb_dim: width of the time and class embeddings (eqs. 3.4, 3.7).
+        emb_dim: width of the time and class embeddings (eqs. 3.5, 3.7).
         num_classes: K; label K is the null class ∅.
         T: number of diffusion steps; t may be 0..T.
         groups: GroupNorm groups; must divide every channel count.
@@ -104,7 +104,7 @@ class UNetConfig:
             )
         if self.emb_dim < 2 or self.emb_dim % 2:
             raise ValueError(
-                "emb_dim must be even (sines and cosines, eq. 3.2); got "
+                "emb_dim must be even (sines and cosines, eq. 3.3); got "
                 f"{self.emb_dim}."
             )
         if self.image_size % self.down_factor:
@@ -189,7 +189,7 @@ class UNet(nn.Module):
         super().__init__()
         self.config = cfg = config
         ch, g, e, n = cfg.channels, cfg.groups, cfg.emb_dim, cfg.blocks_per_level
-        self.time_embed = TimeEmbedding(e, e)  # t -> e_t (eq. 3.4)
+        self.time_embed = TimeEmbedding(e, e)  # t -> e_t (eq. 3.5)
         # y -> e_y (eq. 3.7), row K = ∅
         self.class_embed = ClassEmbedding(cfg.num_classes, e)
         self.stem = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
@@ -203,8 +203,8 @@ class UNet(nn.Module):
             for l in range(len(ch) - 1)
         )
         self.mid = ResBlock(ch[-1], ch[-1], e, g)  # the bottleneck, at H / down_factor
-        # up: transposed Conv2x2, stride 2 (each pixel paints its own 2x2 patch; 1/4 the
-        # cost of nearest x2 + Conv3x3)
+        # up: transposed Conv2x2, stride 2 (each pixel paints its own 2x2 patch; a ninth
+        # of the cost of nearest x2 + Conv3x3: H_out W_out C_in C_out, not 9 times it)
         self.upsample = nn.ModuleList(
             nn.ConvTranspose2d(ch[l + 1], ch[l], 2, stride=2)
             for l in range(len(ch) - 1)

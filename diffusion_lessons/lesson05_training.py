@@ -10,17 +10,18 @@ et al. 2020, "L_simple"):
                 alpha_bar_t) eps
     (5.2)   L_simple = E || eps - eps_theta(x_t, t, y) ||^2
 
+Optionally (Hang et al. 2023, "Min-SNR") each image's loss is weighted so that nearly
+clean, easy steps do not dominate:
+
+    (5.3)   w(t) = min(SNR(t), gamma) / SNR(t)
+
 With probability p_uncond the label y is replaced by the null class ∅ (label dropout),
 so the same network also learns the unconditional prediction eps_theta(x_t, t, ∅) that
-lesson 08's guidance needs. The weights we sample with are an exponential moving average
-(EMA) of the trained ones:
+lesson 08's guidance needs. The learning rate warms up linearly for ``warmup`` steps,
+then decays along a cosine to 0 (eq. 5.4). The weights we sample with are an
+exponential moving average (EMA) of the trained ones:
 
-    (5.3)   theta_ema <- d * theta_ema + (1 - d) * theta
-
-The learning rate warms up linearly for ``warmup`` steps, then decays along a cosine to
-0 (eq. 5.4). Optionally (Hang et al. 2023, "Min-SNR") each image's loss is weighted so
-that nearly clean, easy
-(5.5)   steps do not dominate:  w(t) = min(SNR(t), gamma) / SNR(t)
+    (5.5)   theta_ema <- d * theta_ema + (1 - d) * theta
 
 Builds on: lesson02_schedules (make_schedule, Schedule), lesson01_forward_noise
 (q_sample), lesson04_unet (UNet, UNetConfig, UNET_PRESETS, count_parameters), data
@@ -66,12 +67,12 @@ class TrainConfig:
     warmup: int = 200  # linear warm-up steps (eq. 5.4)
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max global gradient norm
-    ema_decay: float = 0.995  # eq. 5.3
+    ema_decay: float = 0.995  # eq. 5.5
     p_uncond: float = 0.1  # label dropout to ∅ (lesson 08)
     sample_every: int = 600  # EMA snapshots for the quality-over-training grid
     checkpoint_every: int = 300
     min_snr_gamma: float | None = (
-        5.0  # loss weight min(SNR, gamma) / SNR (eq. 5.5); None: plain L_simple
+        5.0  # loss weight min(SNR, gamma) / SNR (eq. 5.3); None: plain L_simple
     )
     # auto | fp32 | bf16 (autocast; auto = bf16 where the CPU/GPU supports it)
     precision: str = "auto"
@@ -187,7 +188,7 @@ def diffusion_loss(
     if min_snr_gamma is None:
         return mse.mean()
     snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t].to(mse)  # (B,) eq. 2.5
-    return (snr.clamp(max=min_snr_gamma) / snr * mse).mean()  # eq. 5.5
+    return (snr.clamp(max=min_snr_gamma) / snr * mse).mean()  # eq. 5.3
 
 
 @torch.no_grad()
@@ -534,7 +535,7 @@ def fig_loss_curve(losses: list[float], title: str = ""):
     ax.plot(smooth(losses), lw=1.6, label="running mean (50 steps)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (eq. 5.2, Min-SNR weighted by eq. 5.5)")
+    ax.set_ylabel("training loss (eq. 5.2, Min-SNR weighted by eq. 5.3)")
     ax.set_title(title)
     ax.legend()
     return fig

@@ -60,6 +60,20 @@ def sampling_timesteps(T: int, steps: int) -> list[int]:
     )
 
 
+def check_eta(eta: float) -> None:
+    """Refuse an eta outside [0, 1], the range of Song et al.'s family.
+
+    eta = 1 gives fresh noise of the true reverse step's variance (DDPM); eta > 1 would
+    add more, and past the point where 1 - alpha_bar_s - sigma^2 = 0 eq. 6.3 would need
+    the square root of a negative number.
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(
+            f"eta must be between 0 (DDIM, no fresh noise) and 1 (DDPM's noise level); "
+            f"got {eta}."
+        )
+
+
 def reverse_step(
     xt: torch.Tensor,
     eps_pred: torch.Tensor,
@@ -71,6 +85,7 @@ def reverse_step(
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Move x_t (B, C, H, W) to x_s, s < t, by eqs. 6.1-6.3; returns (x_s, x0_pred)."""
+    check_eta(eta)
     ab_t, ab_s = schedule.alpha_bar[t].item(), schedule.alpha_bar[s].item()
     x0_pred = (xt - (1 - ab_t) ** 0.5 * eps_pred) / ab_t**0.5  # eq. 6.1
     if clip_x0:
@@ -122,6 +137,7 @@ def sample(
     """
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"Unknown sampler {sampler!r}; use ddpm or ddim.")
+    check_eta(eta)
     if sampler == "ddpm":
         steps, eta = schedule.T, 1.0
     cfg = model.config

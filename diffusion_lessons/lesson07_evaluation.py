@@ -23,23 +23,22 @@ its own blind spot.
 
    FD shrinks with the sample size n, so a score means little alone: it is shown beside
    the real-data floor, real held-out digits against the same reference (the training
-   digits) at the same n.
+   digits) at the same n. Diversity is the mean pairwise feature distance within a
+   class, D_c = mean_{i<j} ||f(x_i) - f(x_j)|| (eq. 7.5).
 3. CLIP: an image encoder f and a text encoder g trained so that matching (image,
    caption) pairs have the highest cosine similarity in a batch. Zero-shot, it
    classifies by comparing an image with one prompt per digit, averaging over M prompt
    templates:
 
-    (7.5)   p_CLIP(c | x) = (1/M) sum_m softmax_c( s cos(f(x), g(template_m(c))) )
     (7.6)   L_CLIP = 1/2 [ CE(s F G^T, I) + CE(s G F^T, I) ]  (F, G: normalised image /
                 caption features of a batch)
+    (7.7)   p_CLIP(c | x) = (1/M) sum_m softmax_c( s cos(f(x), g(template_m(c))) )
 
 Hub CLIP weights need a network; offline, the lesson trains a small digit-CLIP with
-open_clip's own classes and loss (eq. 7.6). The seed report's idea, re-ranking, keeps
-the best k of N candidates by p_CLIP(y | x) (eq. 7.7); diversity is the mean pairwise
-feature distance within a class, D_c = mean_{i<j} ||f(x_i) - f(x_j)|| (eq. 7.8); and a
-digit is "recognisable" from the fraction 1 - t/T of the reverse process on which the
-classifier reads x0_pred(x_t) (or x_t itself) as the requested digit for at least 50%
-(90%) of the samples, to the end (eq. 7.9).
+open_clip's own classes and loss (eq. 7.6). Re-ranking keeps the best k of N candidates
+by p_CLIP(y | x) (eq. 7.8); and a digit is "recognisable" from the fraction 1 - t/T of
+the reverse process on which the classifier reads x0_pred(x_t) (or x_t itself) as the
+requested digit for at least 50% (90%) of the samples, to the end (eq. 7.9).
 
 Builds on: lesson05_training (load_trained, diffusion_loss), lesson06_sampling (sample,
 digit_labels, load_samples, SHIPPED), data (load_digits, cache_dir, NUM_CLASSES),
@@ -99,7 +98,7 @@ DIGIT_WORDS = [
     "eight",
     "nine",
 ]
-# : prompt templates for eq. 7.5 (and the captions digit-CLIP is trained on): {digit} =
+# : prompt templates for eq. 7.7 (and the captions digit-CLIP is trained on): {digit} =
 # "7", {word} = "seven"
 PROMPTS = (
     "a photo of the number {digit}.",
@@ -265,7 +264,7 @@ def frechet_floor(
 def rerank(
     candidates: torch.Tensor, scores: torch.Tensor, keep: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 7.7: in each group keep the ``keep`` candidates with the highest scores.
+    """Eq. 7.8: in each group keep the ``keep`` candidates with the highest scores.
 
     Args:
         candidates: (G, N, ...), N candidates for each of G groups (e.g. one group per
@@ -284,7 +283,7 @@ def rerank(
 
 
 def diversity(classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Eq. 7.8 averaged over the classes present: mean pairwise feature distance within
+    """Eq. 7.5 averaged over the classes present: mean pairwise feature distance within
     each class.
     """
     classifier.eval()
@@ -319,7 +318,7 @@ class DigitClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate activations f(x), (B, 128): what FD (eq. 7.3) and diversity
-        (eq. 7.8) compare.
+        (eq. 7.5) compare.
         """
         h = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)  # (B, 32, 14, 14)
         h = F.max_pool2d(F.relu(self.bn2(self.conv2(h))), 2)  # (B, 64, 7, 7)
@@ -619,7 +618,7 @@ def clip_scores(
     templates=PROMPTS,
     class_names=DIGIT_WORDS,
 ) -> torch.Tensor:
-    """Eq. 7.5: zero-shot probabilities p_CLIP(c | x), (N, len(class_names)), averaged
+    """Eq. 7.7: zero-shot probabilities p_CLIP(c | x), (N, len(class_names)), averaged
     over the templates.
 
     ``preprocess=None`` converts the tensors with ``clip_input``; otherwise
@@ -662,7 +661,7 @@ def train_digit_clip(
     A CLIP batch treats every other caption as wrong; with only ten digits two "seven"
     captions would fight. So each batch is ``groups`` groups of ten images, one per
     digit, and the loss is averaged over the groups. Returns the model and its zero-shot
-    accuracy (eq. 7.5) on the held-out ``test`` digits.
+    accuracy (eq. 7.7) on the held-out ``test`` digits.
     """
     clip = new_digit_clip(config, seed=seed)
     model, tokenizer = clip.model, clip.tokenizer
@@ -897,11 +896,11 @@ def rerank_experiment(
     seed: int = 0,
 ) -> dict:
     """Draw ``per_digit * candidates`` samples per digit, keep the best ``per_digit`` by
-    p_CLIP(y | x) (eq. 7.7).
+    p_CLIP(y | x) (eq. 7.8).
 
     "before" is the first ``per_digit`` draws of each digit (an unfiltered sample of the
     same size). Returns before/after dicts with images, labels, accuracy, diversity (eq.
-    7.8) and mean CLIP score.
+    7.5) and mean CLIP score.
     """
     n = per_digit * candidates
     labels = digit_labels("0123456789", n)
@@ -951,7 +950,7 @@ def finetune_on_top(
     steps: int = 25,
     seed: int = 0,
 ) -> dict:
-    """The seed report's feedback loop: fine-tune a copy of the model on CLIP's top
+    """A feedback loop: fine-tune a copy of the model on CLIP's top
     samples only (eq. 5.2 on them), then sample both models with the same seed and
     compare classifier accuracy, FD and diversity.
     """

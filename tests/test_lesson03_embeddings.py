@@ -1,4 +1,4 @@
-"""Properties of the embeddings (lesson 03): eqs. 3.1-3.3 hold for every t and dim;
+"""Properties of the embeddings (lesson 03): eqs. 3.2-3.4 hold for every t and dim;
 labels are checked.
 """
 
@@ -35,7 +35,7 @@ def test_sinusoidal_shape_dtype_and_range(B, dim, data):
 @fast
 @given(t=st.integers(0, 1000), dim=even_dims)
 def test_sinusoidal_layout_sin_then_cos(t, dim):
-    """Eqs. 3.1-3.2: index k is sin(omega_k t), index dim/2 + k is cos(omega_k t),
+    """Eqs. 3.2-3.3: index k is sin(omega_k t), index dim/2 + k is cos(omega_k t),
     omega_k = 10000^(-k/(dim/2)).
     """
     pe = sinusoidal_embedding(t, dim)[0]  # a python int gives one row
@@ -74,7 +74,7 @@ def test_neighbours_are_more_similar_than_distant_steps(t, dim):
     dim=st.sampled_from([8, 32, 64]),
 )
 def test_similarity_depends_only_on_the_gap(t, s, shift, dim):
-    """Eq. 3.3: PE(t) . PE(s) = sum_k cos(omega_k (t - s)), the same after shifting both
+    """Eq. 3.4: PE(t) . PE(s) = sum_k cos(omega_k (t - s)), the same after shifting both
     steps.
     """
     pe = sinusoidal_embedding(torch.tensor([t, s, t + shift, s + shift]), dim).double()

@@ -172,3 +172,14 @@ def test_cli_writes_npz_and_png(tmp_path):
         7,
         7,
     ]
+
+
+@pytest.mark.parametrize("eta", [-0.1, 1.01, 2.0, float("nan")])
+def test_eta_outside_zero_one_is_refused_with_a_clear_message(eta):
+    """eta > 1 would add more fresh noise than the true reverse step has (and soon
+    need a negative variance); the update refuses it, naming the allowed range.
+    """
+    sch = make_schedule("cosine", 50)
+    xt = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="eta must be between 0"):
+        reverse_step(xt, xt, 10, 5, sch, eta=eta)

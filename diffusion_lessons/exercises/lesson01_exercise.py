@@ -11,8 +11,8 @@ tried on many generated examples) against your functions and prints PASS, FAIL (
 counterexample and a hint) or TODO for each. Work one function at a time: a body that
 still raises NotImplementedError is a TODO. To use the course's version of a function
 instead of yours, replace the whole function by an import, e.g. `from
-diffusion_lessons.lesson01_forward_noise import schedule_from_betas` (the report notes
-it). See every property with `diffusion-lessons check 1 --list`.
+diffusion_lessons.lesson01_forward_noise import schedule_from_betas` (the checker's
+report notes it). See every property with `diffusion-lessons check 1 --list`.
 
 Notation (docs/notation.md): time runs t = 1..T; schedule arrays have length T+1 and
 index 0 means "no noise yet", so alpha_bar[t] is ᾱ_t and alpha_bar[0] = 1.

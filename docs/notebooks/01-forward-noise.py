@@ -51,7 +51,7 @@ print(
 #
 # `load_digits("mnist-5k")` returns real MNIST digits bundled with the course (no download), as a
 # float tensor of shape `(N, 1, 28, 28)` with pixels in $[-1, 1]$. We take the first 1, 7, 8 and 5
-# (the digits the learner's report compares) and noise them at
+# (the digits chapter 01 compares in section 1.9) and noise them at
 # $t = 0, 100, 200, \dots, 700$ with `q_sample`, eq. (1.3):
 # $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$.
 # Each row uses one fixed $\epsilon$, so only $t$ changes from column to column.
@@ -171,7 +171,7 @@ for t in (0, 200, 300, 400, 500, 600, 700, 800):
 
 # %% [markdown]
 # Read the columns for 1, 7, 8 and 5 (chance level is 0.10). The chapter discusses what this says
-# about the learner's observation that 1 and 7 stay readable longer than 8 and 5, and why the
+# about the common guess that 1 and 7 stay readable longer than 8 and 5, and why the
 # forward process itself treats every digit the same.
 #
 # Why do some classes fade first? One ingredient is how close each class's template is to the

@@ -19,9 +19,9 @@
 # 1. measure how well the time step $t$ can be read off a noisy digit $x_t$ alone, with a simple
 #    noise-level estimator: the reason the network is *told* $t$;
 # 2. compute sinusoidal embeddings $\mathrm{PE}(t)$ and check that the similarity of two of them depends
-#    only on $|t - s|$ (eq. 3.3);
+#    only on $|t - s|$ (eq. 3.4);
 # 3. see why the embedding needs cosines as well as sines;
-# 4. show numerically that a one-hot vector through a linear layer (the seed's `EmbedBlock`) *is* a
+# 4. show numerically that a one-hot vector through a linear layer (the one-hot `EmbedBlock`) *is* a
 #    table lookup (`nn.Embedding`), and count the parameters of both designs.
 #
 # Everything here is the package's own code: `diffusion_lessons.lesson03_embeddings`.
@@ -117,7 +117,7 @@ for t in (10, 50, 100, 200, 300, 400, 500, 600, 700, 800, 1000):
 # ## 2. Sinusoidal embeddings, and similarity as a function of the gap
 #
 # `sinusoidal_embedding(t, dim)` returns $\mathrm{PE}(t) = [\sin\omega_k t \,|\, \cos\omega_k t]$ with
-# $\omega_k = 10000^{-k/(d/2)}$, eqs. (3.1)–(3.2).
+# $\omega_k = 10000^{-k/(d/2)}$, eqs. (3.2)–(3.3).
 
 # %%
 dim = 64
@@ -125,7 +125,7 @@ t = torch.arange(0, 1001)  # (1001,): t = 0..T
 pe = sinusoidal_embedding(t, dim)  # (1001, 64)
 sim = cosine_similarity_matrix(pe)  # (1001, 1001)
 k = torch.arange(dim // 2)
-omega = 10_000 ** (-k / (dim // 2))  # (32,) eq. (3.1)
+omega = 10_000 ** (-k / (dim // 2))  # (32,) eq. (3.2)
 print(
     f"PE: shape {tuple(pe.shape)}, values in [{pe.min().item():.2f}, {pe.max().item():.2f}]"
 )
@@ -137,7 +137,7 @@ print(
     f"pairs turning < 1 radian over t = 0..1000: {(omega * 1000 < 1).sum().item()} of {dim // 2}"
 )
 
-# Eq. (3.3): the similarity of PE(t) and PE(t + d) must not depend on t.
+# Eq. (3.4): the similarity of PE(t) and PE(t + d) must not depend on t.
 gaps = (1, 2, 5, 10, 50, 100, 200, 500)
 print(f"{'|t - s|':>8} " + " ".join(f"{d:>6}" for d in gaps))
 for t0 in (0, 300, 450):
@@ -154,7 +154,7 @@ d = torch.arange(0, 501)
 ax.plot(d, sim[0, :501], lw=1.2, label="measured, from t = 0")
 # (501,): (2/dim) sum_k cos(omega_k d)
 theory = torch.cos(omega[None, :] * d[:, None].float()).mean(dim=1)
-ax.plot(d, theory, "k--", lw=0.8, label="eq. (3.3): mean of cos(omega_k d)")
+ax.plot(d, theory, "k--", lw=0.8, label="eq. (3.4): mean of cos(omega_k d)")
 ax.set_xlabel("|t - s|")
 ax.set_ylabel("cos-similarity of PE(t), PE(s)")
 ax.legend()
@@ -192,7 +192,7 @@ for t0 in (1, 100, 400):
 # %% [markdown]
 # ## 4. The time MLP
 #
-# `TimeEmbedding(dim, out_dim)` puts $\mathrm{PE}(t)$ through Linear → SiLU → Linear, eq. (3.4). With the
+# `TimeEmbedding(dim, out_dim)` puts $\mathrm{PE}(t)$ through Linear → SiLU → Linear, eq. (3.5). With the
 # `small` U-Net's width (128):
 
 # %%
@@ -208,7 +208,7 @@ print(f"a table with one row per step: {1001 * 128:,} parameters")
 # %% [markdown]
 # ## 5. One-hot through a linear layer *is* a table lookup
 #
-# The seed's `EmbedBlock` takes `F.one_hot(y, K).float()` through Linear → GELU → Linear. The first
+# The one-hot `EmbedBlock` takes `F.one_hot(y, K).float()` through Linear → GELU → Linear. The first
 # layer computes $W\,\mathrm{onehot}(y) + b$, and multiplying a matrix by the $y$-th unit vector picks
 # its $y$-th column. So it is `nn.Embedding` with the table $W^\top$, plus a bias.
 
@@ -248,9 +248,9 @@ print(
 
 no_class_seed = block(
     torch.zeros(1, K)
-).flatten()  # the seed's "no class": all-zero one-hot
+).flatten()  # the one-hot design's "no class": all-zero one-hot
 no_class_ours = class_embed(torch.tensor([class_embed.null_class]))[0]
-print("seed's 'no class' = W2 GELU(b1) + b2, made of shared biases:")
+print("one-hot 'no class' = W2 GELU(b1) + b2, made of shared biases:")
 print("   ", [round(v, 3) for v in no_class_seed[:4].tolist()], "...")
 print(f"our null class = row {K} of the table, parameters of its own:")
 print("   ", [round(v, 3) for v in no_class_ours[:4].tolist()], "...")

@@ -68,7 +68,7 @@ for i, (name, shape) in enumerate(shape_table(model)):
 
 # %%
 parts = {
-    "time embedding (eq. 3.4)": model.time_embed,
+    "time embedding (eq. 3.5)": model.time_embed,
     "class embedding (eq. 3.7)": model.class_embed,
     "FiLM layers gamma, beta (eq. 4.3)": [
         m for b in model.modules() if isinstance(b, ResBlock) for m in (b.gamma, b.beta)

@@ -18,11 +18,11 @@
 # (`checkpoints/small.pt`, the EMA weights, the configuration and the loss of every step) and takes
 # the training loop apart. In a few seconds on a CPU you will:
 #
-# 1. compute the loss of one batch by hand, line by line (eqs. 5.1, 5.2 and 5.5), and check it
+# 1. compute the loss of one batch by hand, line by line (eqs. 5.1, 5.2 and 5.3), and check it
 #    against the package's `diffusion_loss`;
 # 2. measure the trained model's loss by noise level, and see why one number hides most of it;
-# 3. see what the Min-SNR weight (eq. 5.5) changes, and which steps have the largest gradients;
-# 4. draw the learning-rate schedule (eq. 5.4) and the EMA decay with its warm-up (eq. 5.3);
+# 3. see what the Min-SNR weight (eq. 5.3) changes, and which steps have the largest gradients;
+# 4. draw the learning-rate schedule (eq. 5.4) and the EMA decay with its warm-up (eq. 5.5);
 # 5. watch gradient clipping at work in the first steps of a fresh model;
 # 6. plot the shipped checkpoint's loss history and read it.
 #
@@ -92,11 +92,11 @@ mse = ((eps - eps_pred) ** 2).mean(dim=(1, 2, 3))  # (B,)  eq. 5.2, one number p
 snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[
     t
 ].float()  # (B,)  SNR(t), eq. 2.5
-weight = snr.clamp(max=cfg.min_snr_gamma) / snr  # (B,)  eq. 5.5
+weight = snr.clamp(max=cfg.min_snr_gamma) / snr  # (B,)  eq. 5.3
 
 print(f"labels dropped to the null class: {(y_in == 10).sum().item()} of 128")
 print(f"plain L_simple     (eq. 5.2): {mse.mean().item():.6f}")
-print(f"Min-SNR-5 weighted (eq. 5.5): {(weight * mse).mean().item():.6f}")
+print(f"Min-SNR-5 weighted (eq. 5.3): {(weight * mse).mean().item():.6f}")
 with torch.no_grad():
     package = diffusion_loss(
         model,
@@ -203,7 +203,7 @@ for tt in (2, 10, 50, 150, 300, 500, 800):
     print(f"{tt:5d} {loss_p:10.4f} {g_p:9.3f} {g_w:19.3f}")
 
 # %% [markdown]
-# ## 4. The learning rate (eq. 5.4) and the EMA decay (eq. 5.3)
+# ## 4. The learning rate (eq. 5.4) and the EMA decay (eq. 5.5)
 #
 # The learning rate climbs linearly for `warmup` steps, then follows half a cosine down to 0. The EMA
 # decay is $\min(0.995, (1+k)/(10+k))$ at step $k$: a short memory at first, so that the average is not
@@ -222,7 +222,7 @@ ax2.plot(list(steps), decay)
 ax2.set_xlabel("step")
 ax2.set_ylabel("EMA decay d")
 ax2.set_ylim(0.9, 1.0)
-ax2.set_title("eq. 5.3: min(0.995, (1+k)/(10+k))", fontsize=9)
+ax2.set_title("eq. 5.5: min(0.995, (1+k)/(10+k))", fontsize=9)
 fig.tight_layout()
 reach = next(k for k in steps if decay[k] >= cfg.ema_decay)
 print(

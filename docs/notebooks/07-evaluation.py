@@ -22,7 +22,7 @@
 #    between two sets of *real* digits shrinks with their size: it is 0 only in the limit;
 # 3. build a "generator" with perfect accuracy and no diversity, and see which metric catches it;
 # 4. look inside CLIP: the similarity matrix its loss (eq. 7.6) works on, zero-shot classification with
-#    prompt templates (eq. 7.5), and a prompt it was never trained on;
+#    prompt templates (eq. 7.7), and a prompt it was never trained on;
 # 5. ask whether low CLIP scores for some generated digits are the digit's fault or the judge's;
 # 6. draw 10 digits from the shipped checkpoint and score them.
 #
@@ -75,7 +75,7 @@ x_test, y_test = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28), 100 of ea
 # ## 1. Two judges read 20 real digits
 #
 # `predict_proba` gives the classifier's $p_\phi(c \mid x)$; `clip_scores` gives CLIP's zero-shot
-# $p_\text{CLIP}(c \mid x)$, eq. (7.5), averaged over the six prompt templates. On real digits any
+# $p_\text{CLIP}(c \mid x)$, eq. (7.7), averaged over the six prompt templates. On real digits any
 # mistake is the judge's. (The held-out split is sorted by digit, so we draw 20 at random.)
 
 # %%
@@ -182,7 +182,7 @@ for name, x, y in (
     print(f"{name:>24} {acc:9.1%} {fd:7.1f} {diversity(classifier, x, y):10.2f}")
 
 # %% [markdown]
-# The copies score at least as well as real digits on accuracy, and diversity (eq. 7.8) drops to 0.
+# The copies score at least as well as real digits on accuracy, and diversity (eq. 7.5) drops to 0.
 # FD sees it too: with $\Sigma_1 = 0$, eq. (7.3) leaves the whole $\operatorname{Tr}\Sigma_2$ of the
 # real digits to pay.
 
@@ -228,7 +228,7 @@ ax.set(
 ax.grid(False)
 
 # %% [markdown]
-# **Zero-shot with prompt templates.** Eq. (7.5) applies the softmax per template and averages. Each
+# **Zero-shot with prompt templates.** Eq. (7.7) applies the softmax per template and averages. Each
 # template's probability of the true digit, for three held-out digits, then the ensemble:
 
 # %%
@@ -274,7 +274,7 @@ for templates in (
 #
 # ## 5. Is it the digit or the judge?
 #
-# The learner's report found that CLIP scored 1, 0 and 7 high, 5, 3 and 8 low. For the shipped model
+# A common observation is that CLIP scores the 1, 0 and 7 high and the 5, 3 and 8 low. For the shipped model
 # `diffusion-lessons evaluate` wrote the per-class CLIP score $p_\text{CLIP}(y \mid x)$ of 1,000 generated
 # digits to `docs/figures/07_evaluate_w0.json`. Put it beside the same score on *real* held-out digits
 # (where no low score can be the generator's fault) and beside the classifier's accuracy on the
@@ -329,5 +329,5 @@ for y, pc, pk in zip(y10.tolist(), p_cls, p_clip):
 # (section 2). That is why the chapter's numbers come from 1,000 samples.
 #
 # **Try it:** draw 20 candidates per digit instead of one and keep the one CLIP likes best
-# (`rerank`, eq. 7.7). Does the classifier agree with CLIP's choices more often than with the first
+# (`rerank`, eq. 7.8). Does the classifier agree with CLIP's choices more often than with the first
 # draw?
