@@ -10,8 +10,8 @@ PASS / FAIL (with a counterexample and a hint) / TODO per property; a body that 
 raises NotImplementedError is a TODO. See every property with `diffusion-lessons check 3
 --list`.
 
-    (3.1)   omega_k = max_period^(-k / (dim/2)),  k = 0 .. dim/2 - 1
-    (3.2)   PE(t) = [sin(omega_0 t), ..., sin(omega_{dim/2-1} t), cos(omega_0 t), ...,
+    (3.2)   omega_k = max_period^(-k / (dim/2)),  k = 0 .. dim/2 - 1
+    (3.3)   PE(t) = [sin(omega_0 t), ..., sin(omega_{dim/2-1} t), cos(omega_0 t), ...,
                 cos(omega_{dim/2-1} t)]
     (3.7)   lookup table (nn.Embedding):  e_y = E[y],  E has K + 1 rows; row K is the
                 null class ∅
@@ -28,20 +28,20 @@ from torch import nn
 # noqa: F401  (validates labels, if you want it)
 from diffusion_lessons.lesson03_embeddings import check_labels
 
-MAX_PERIOD = 10_000  # eq. 3.1: the slowest frequency is about 1 / max_period
+MAX_PERIOD = 10_000  # eq. 3.2: the slowest frequency is about 1 / max_period
 
 
 def sinusoidal_embedding(
     t: torch.Tensor | int, dim: int, max_period: float = MAX_PERIOD
 ) -> torch.Tensor:
-    """Task 3.1: the sinusoidal embedding of timesteps, eqs. 3.1-3.2, layout [sin(all
+    """Task 3.1: the sinusoidal embedding of timesteps, eqs. 3.2-3.3, layout [sin(all
     freqs) | cos(all freqs)].
 
     Args:
         t: timesteps, a (B,) tensor (int or float) or a python int (which gives one
             row).
         dim: embedding width, even and >= 2 (half sines, half cosines).
-        max_period: max_period in eq. 3.1.
+        max_period: max_period in eq. 3.2.
     Returns: (B, dim) float32, every value in [-1, 1]: column k is sin(omega_k t),
         column dim/2 + k is cos(omega_k t).
     Raises:

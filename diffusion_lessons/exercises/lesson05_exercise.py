@@ -14,11 +14,11 @@ noise, so the checks take seconds and need no trained network.
     (5.1)   t ~ Uniform{1..T},  eps ~ N(0, I),  x_t = sqrt(alpha_bar_t) x0 + sqrt(1 -
                 alpha_bar_t) eps
     (5.2)   L_simple = E || eps - eps_theta(x_t, t, y) ||^2
-    (5.3)   theta_ema <- d * theta_ema + (1 - d) * theta
+    (5.5)   theta_ema <- d * theta_ema + (1 - d) * theta
     (5.4)   lr(step) = lr (step + 1) / warmup for step < warmup, then lr * (1 + cos(pi *
                 progress)) / 2
     Min-SNR weight  w(t) = min(SNR(t), gamma) / SNR(t),  SNR(t) = alpha_bar_t / (1 -
-    alpha_bar_t)  (eq. 5.5)
+    alpha_bar_t)  (eq. 5.3)
 
 Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker
 imports this file.
@@ -64,7 +64,7 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
     min_snr_gamma: float | None = None,
 ) -> torch.Tensor:
-    """Task 5.2: L_simple (eq. 5.2) on one batch, optionally Min-SNR weighted (eq. 5.5).
+    """Task 5.2: L_simple (eq. 5.2) on one batch, optionally Min-SNR weighted (eq. 5.3).
 
     Args:
         model: eps_theta, called as ``model(xt, t, labels)`` -> eps_pred (B, C, H, W);
@@ -91,7 +91,7 @@ def ema_update(
     ema_model: torch.nn.Module, model: torch.nn.Module, decay: float
 ) -> None:
     """Task 5.3: theta_ema <- decay * theta_ema + (1 - decay) * theta for every
-    parameter, in place (eq. 5.3).
+    parameter, in place (eq. 5.5).
 
     ``model`` (the one being trained) is left unchanged. Returns None.
     """

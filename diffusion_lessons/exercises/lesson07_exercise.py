@@ -14,7 +14,7 @@ raises NotImplementedError is a TODO. See every property with `diffusion-lessons
                 Sigma_1^1/2)^1/2
     tr (Sigma_1^1/2 Sigma_2 Sigma_1^1/2)^1/2 = sum_k sqrt(lambda_k),  lambda_k its
     eigenvalues (clamped at 0)  (eq. 7.4)
-    (7.7)   re-ranking: in each group keep the k candidates with the highest scores
+    (7.8)   re-ranking: in each group keep the k candidates with the highest scores
 
 Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker
 imports this file.
@@ -44,7 +44,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 def rerank(
     candidates: torch.Tensor, scores: torch.Tensor, keep: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Task 7.2: eq. 7.7, in each group keep the ``keep`` candidates with the highest
+    """Task 7.2: eq. 7.8, in each group keep the ``keep`` candidates with the highest
     scores.
 
     Args:

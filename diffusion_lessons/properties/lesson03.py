@@ -33,7 +33,7 @@ prop = registrar(PROPERTIES)
 
 
 _HINT_EMBEDDING = (
-    "half = dim // 2; omega = max_period ** (-torch.arange(half) / half) (eq. 3.1); "
+    "half = dim // 2; omega = max_period ** (-torch.arange(half) / half) (eq. 3.2); "
     "angles = t[:, None] * "
     "omega[None, :]; return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1): "
     "all sines first, then "
@@ -85,7 +85,7 @@ def embedding_shape_range(impl):
 
 @prop(
     "sinusoidal_embedding: index k is sin(ω_k t), index dim/2 + k is cos(ω_k t), ω_k = "
-    "max_period^(-k/(dim/2)) (eqs. 3.1-3.2)",
+    "max_period^(-k/(dim/2)) (eqs. 3.2-3.3)",
     _HINT_EMBEDDING,
     uses=("sinusoidal_embedding",),
 )

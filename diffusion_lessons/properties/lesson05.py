@@ -296,7 +296,7 @@ def loss_deterministic(impl):
 
 @prop(
     "diffusion_loss with min_snr_gamma weights each image by min(SNR(t), γ) / SNR(t) "
-    "(eq. 5.5)",
+    "(eq. 5.3)",
     "snr = alpha_bar[t] / (1 - alpha_bar[t]) per image; mse = ((eps - eps_pred) ** "
     "2).mean(dim=(1, 2, 3)), one per image; "
     "return (snr.clamp(max=gamma) / snr * mse).mean(). min_snr_gamma=None means plain "
@@ -411,7 +411,7 @@ def drop_labels_pure(impl):
 
 @prop(
     "ema_update: theta_ema <- d · theta_ema + (1 - d) · theta, in place, the model "
-    "untouched (eq. 5.3)",
+    "untouched (eq. 5.5)",
     "The EMA keeps most of its OWN weights (d is close to 1): under torch.no_grad(), "
     "p_ema.mul_(d).add_(p, alpha=1 - d) "
     "or p_ema.lerp_(p, 1 - d) for each pair of parameters.",

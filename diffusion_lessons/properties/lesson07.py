@@ -226,7 +226,7 @@ def fd_full_covariances(impl):
 
 @prop(
     "rerank keeps, in each group, the `keep` candidates with the highest scores, best "
-    "first (eq. 7.7)",
+    "first (eq. 7.8)",
     "idx = scores.topk(keep, dim=1).indices (largest first); kept = "
     "candidates[torch.arange(G)[:, None], idx]. "
     "argsort is ascending unless descending=True.",
