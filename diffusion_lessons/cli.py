@@ -230,7 +230,9 @@ def add_run_arguments(p) -> None:
         "--out", default="figures", help="folder for the figures (default: figures)"
     )
     p.add_argument(
-        "--quick", action="store_true", help="smaller settings, for a fast check"
+        "--quick",
+        action="store_true",
+        help="smaller settings, for a fast check (default: off)",
     )
 
 
@@ -246,7 +248,7 @@ def add_tour_arguments(p) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="reduced settings (the test suite uses this)",
+        help="reduced settings, as the test suite uses (default: off)",
     )
 
 
@@ -396,10 +398,12 @@ def add_check_arguments(p) -> None:
     from .check import add_check_arguments as add  # lazily: check.py loads torch
 
     add(p)
-    for action in p._actions:
+    for action in p._actions:  # say every default, as the other commands do
         if action.option_strings and action.help and "default" not in action.help:
             if action.default is None:
                 action.help += " (default: not done)"
+            elif action.default is False:
+                action.help += " (default: off)"
 
 
 def add_evaluate_arguments(p) -> None:

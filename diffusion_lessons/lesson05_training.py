@@ -355,10 +355,11 @@ def load_trained(
     try:
         model.load_state_dict(state["ema" if ema else "model"])
     except (KeyError, RuntimeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         raise CheckpointError(
             f"{path}: the weights do not fit the model configuration stored with them "
-            f"({str(err).splitlines()[0][:100]}). The file was changed after "
-            "training; give a run's own checkpoint.pt."
+            f"({lines[-1][:100]}). The file was changed after training; give a run's "
+            "own checkpoint.pt."
         ) from err
     return model.to(device).eval(), make_schedule(cfg.schedule, cfg.model.T), cfg
 
@@ -652,22 +653,18 @@ def train(
         print(f"Interrupted: saved {ckpt} at step {step}; continue with --resume.")
     elif stopped != "finished":
         kept = (
-            f"{saved_step} steps are saved in {ckpt}"
+            f"The last good checkpoint is kept: {saved_step} steps are saved in {ckpt}."
             if saved_step
-            else "no checkpoint was saved"
+            else "No checkpoint had been saved yet."
         )
         if stopped.startswith("loss became"):
             print(
-                f"Stopped: the {stopped}. The last good checkpoint is kept: {kept}. "
-                "Train again with a lower learning rate (--lr, e.g. half of "
-                f"{cfg.lr:g}) into a new --out (or with --overwrite), and check "
-                "that the data lie in [-1, 1]."
+                f"Stopped: the {stopped}. {kept} Train again with a lower learning "
+                f"rate (--lr, e.g. half of {cfg.lr:g}) into a new --out (or with "
+                "--overwrite), and check that the data lie in [-1, 1]."
             )
         else:
-            print(
-                f"Stopped: {stopped}. The last good checkpoint is kept: {kept}. "
-                "Free some space, then continue with --resume."
-            )
+            print(f"Stopped: {stopped}. {kept} Free some space, then --resume.")
     return {
         "losses": losses,
         "step": step,
