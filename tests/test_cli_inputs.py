@@ -141,6 +141,7 @@ def test_train_and_check_help_say_what_they_do_to_files_and_code(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "already holds a run is never replaced silently" in text
     assert "--resume continues it" in text and "--overwrite deletes it" in text
+    assert "--lr LR peak learning rate" in text  # the option the NaN guard names
     assert "RUNS the Python code in FILE" in text
 
 

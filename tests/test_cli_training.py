@@ -87,7 +87,7 @@ main(sys.argv[1:])
 
 
 def test_ctrl_c_saves_exits_130_and_resume_is_bit_exact(in_tmp, capsys):
-    steps, k = 10, random.randrange(1, 7)  # Ctrl-C during step k (1-based)
+    steps, k = 10, random.SystemRandom().randrange(1, 7)  # Ctrl-C in step k
     argv = TINY + ["--steps", str(steps), "--seed", "3"]
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, *argv, "--out", "cut"],
