@@ -158,7 +158,9 @@ def check_sample_request(args) -> int:
             f"{n:,} samples; one {Path(args.out).suffix} file holds at most "
             f"{limit:,}. Ask for fewer, or write several files with different --seed."
         )
-    check_writable(Path(args.out).parent, nbytes=1024)
+    check_writable(
+        Path(args.out).parent, nbytes=1024, advice="Choose another --out file."
+    )
     return n
 
 
@@ -304,13 +306,16 @@ def add_train_arguments(p) -> None:
         help="number of optimiser steps (default: the preset's; may change on resume)",
     )
     p.add_argument(
-        "--seed", type=opt.seed, default=None, help="random seed (default: 0)"
+        "--seed",
+        type=opt.seed,
+        default=None,
+        help="random seed (default: the preset's)",
     )
     p.add_argument(
         "--lr",
         type=opt.positive_float,
         default=None,
-        help="peak learning rate (default: the preset's, 0.002 for small)",
+        help="peak learning rate (default: the preset's)",
     )
     p.add_argument(
         "--threads",

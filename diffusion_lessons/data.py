@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from . import CourseError
 from .plotting import from_unit
+from .runs import temporary_file
 
 # ---------------------------------------------------------------------------
 # Constants
@@ -202,9 +203,10 @@ def _load_mnist_5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         # (5000, 28, 28)
         images = torch.from_numpy(X.reshape(-1, 28, 28).astype(np.uint8))
         labels = torch.from_numpy(y.astype(np.int64))
-        tmp = cached.with_suffix(".tmp")
-        torch.save({"images": images, "labels": labels}, tmp)
-        tmp.replace(cached)
+        with temporary_file(cached) as (fd, tmp):  # a name no other process uses
+            with os.fdopen(os.dup(fd), "wb") as f:
+                torch.save({"images": images, "labels": labels}, f)
+            os.replace(tmp, cached)
     if split == "all":
         return images, labels
     # deterministic stratified split: the last 100 digits of each class are held out

@@ -22,9 +22,15 @@ The learning rate warms up linearly for ``warmup`` steps, then decays along a co
 that nearly clean, easy
 (5.5)   steps do not dominate:  w(t) = min(SNR(t), gamma) / SNR(t)
 
+The loop is built from small pieces that a distributed variant can reuse: ``train_step``
+(one optimiser step), ``training_state`` / ``resume_from`` (checkpoints) and
+``capture_rng`` / ``restore_rng`` (every random state). Run folders (a lock, a test
+write at start-up, Ctrl-C between steps) are handled by ``runs.py``.
+
 Builds on: lesson02_schedules (make_schedule, Schedule), lesson01_forward_noise
 (q_sample), lesson04_unet (UNet, UNetConfig, UNET_PRESETS, count_parameters), data
-(load_digits), plotting.
+(load_digits, resolve_name), runs (claim_run_folder, stop_on_ctrl_c, temporary_file),
+plotting.
 """
 
 from __future__ import annotations

@@ -73,15 +73,16 @@ def temporary_file(path: str | Path) -> Iterator[tuple[int, Path]]:
             tmp.unlink()
 
 
-def check_writable(folder: Path, nbytes: int = TEST_WRITE_BYTES) -> None:
+def check_writable(
+    folder: Path,
+    nbytes: int = TEST_WRITE_BYTES,
+    advice: str = "Give a folder name, e.g. --out runs/my-model.",
+) -> None:
     """Create ``folder`` if needed and write ``nbytes`` into it (then remove them):
     fail now, with a clear message, rather than after the first hour of training.
     """
     if folder.exists() and not folder.is_dir():
-        raise RunFolderError(
-            f"--out {folder} is a file, not a folder. Give a folder name, e.g. "
-            f"--out runs/my-model."
-        )
+        raise RunFolderError(f"{folder} is a file, not a folder. {advice}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with temporary_file(folder / "test-write") as (fd, _):
