@@ -136,8 +136,9 @@ def read_idx(path: str | Path) -> torch.Tensor:
         ) from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(
-            f"{path} is not an IDX file of unsigned bytes (bad header). "
-            "Delete it and download it again, or point to the right folder."
+            f"{path} is not an IDX file of unsigned bytes (bad header), as MNIST's "
+            "files are. Point --dataset to a folder of MNIST-format files, or "
+            "download the file again if it is damaged."
         )
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
