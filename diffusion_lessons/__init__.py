@@ -9,6 +9,13 @@ appear on their own CPU.
 
 __version__ = "0.1.0"
 
+
+class CourseError(RuntimeError):
+    """Bad input the course expects and explains: the command line prints the message
+    (one line naming the problem and the fix) and exits with status 1.
+    """
+
+
 #: lesson number -> (module name inside this package, chapter title)
 LESSONS: dict[int, tuple[str, str]] = {
     1: ("lesson01_forward_noise", "Forward noise: fading a digit into static"),
@@ -23,3 +30,32 @@ LESSONS: dict[int, tuple[str, str]] = {
     7: ("lesson07_evaluation", "Evaluation: a classifier, a Fréchet distance and CLIP"),
     8: ("lesson08_guidance", "Classifier-free guidance"),
 }
+
+
+def parse_lessons(spec: str) -> list[int]:
+    """'1-4' -> [1, 2, 3, 4]; '1,3,5' -> [1, 3, 5]; 'all' -> every lesson."""
+    if spec == "all":
+        return sorted(LESSONS)
+    chosen: list[int] = []
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            chosen.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise SystemExit(
+            f"Cannot read lessons {spec!r}: write e.g. 3, 1-4 or 1,3,5."
+        ) from None
+    unknown = sorted(set(chosen) - set(LESSONS))
+    if unknown:
+        raise SystemExit(
+            f"No lesson {unknown}; the course has lessons "
+            f"{min(LESSONS)}-{max(LESSONS)} (see: diffusion-lessons list)."
+        )
+    return sorted(set(chosen))
+
+
+def lesson_module(n: int):
+    """Import lesson ``n``'s module."""
+    import importlib
+
+    return importlib.import_module(f"diffusion_lessons.{LESSONS[n][0]}")

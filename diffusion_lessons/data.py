@@ -17,7 +17,9 @@ Names:
     ``fashion-mnist``  Fashion-MNIST; offline from Debian's ``dataset-fashion-mnist``
     IDX files, else torchvision.
     ``cifar10``        torchvision's CIFAR-10 (3x32x32), online only.
-    ``auto``  ``mnist`` when it can be had, otherwise (one line says so) ``mnist-5k``.
+    ``auto``  ``mnist`` when it can be had, otherwise (one line says so) ``mnist-5k``;
+                       whether the download servers answer is decided within
+                       ``PROBE_SECONDS``, so a silent network never hangs a run.
     a directory  any folder holding ``train-images-idx3-ubyte[.gz]``,
                        ``train-labels-idx1-ubyte[.gz]``
                        (and ``t10k-*`` for the test split).
@@ -25,15 +27,21 @@ Names:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from . import CourseError
 from .plotting import from_unit
+from .runs import temporary_file
 
 # ---------------------------------------------------------------------------
 # Constants
@@ -43,6 +51,10 @@ NUM_CLASSES = 10
 DATASETS = ("auto", "mnist", "mnist-5k", "fashion-mnist", "cifar10")
 SPLITS = ("train", "test", "all")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: how long ``auto`` waits for MNIST's download servers to answer, DNS included
+PROBE_SECONDS = 3.0
+#: the longest a started download may stall before it is given up
+DOWNLOAD_TIMEOUT = 30.0
 
 CLASS_NAMES: dict[str, list[str]] = {
     "mnist": [str(d) for d in range(10)],
@@ -77,7 +89,7 @@ CLASS_NAMES["mnist-5k"] = CLASS_NAMES["mnist"]
 MNIST5K_TEST_PER_CLASS = 100
 
 
-class DatasetError(RuntimeError):
+class DatasetError(CourseError):
     """A dataset could not be loaded; the message names the file or name and the fix."""
 
 
@@ -124,8 +136,9 @@ def read_idx(path: str | Path) -> torch.Tensor:
         ) from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(
-            f"{path} is not an IDX file of unsigned bytes (bad header). "
-            "Delete it and download it again, or point to the right folder."
+            f"{path} is not an IDX file of unsigned bytes (bad header), as MNIST's "
+            "files are. Point --dataset to a folder of MNIST-format files, or "
+            "download the file again if it is damaged."
         )
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
@@ -191,9 +204,10 @@ def _load_mnist_5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         # (5000, 28, 28)
         images = torch.from_numpy(X.reshape(-1, 28, 28).astype(np.uint8))
         labels = torch.from_numpy(y.astype(np.int64))
-        tmp = cached.with_suffix(".tmp")
-        torch.save({"images": images, "labels": labels}, tmp)
-        tmp.replace(cached)
+        with temporary_file(cached) as (fd, tmp):  # a name no other process uses
+            with os.fdopen(os.dup(fd), "wb") as f:
+                torch.save({"images": images, "labels": labels}, f)
+            os.replace(tmp, cached)
     if split == "all":
         return images, labels
     # deterministic stratified split: the last 100 digits of each class are held out
@@ -206,7 +220,7 @@ def _load_mnist_5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _load_torchvision(
-    name: str, split: str, root: Path
+    name: str, split: str, root: Path, download: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     import torchvision.datasets as tvd
 
@@ -219,7 +233,7 @@ def _load_torchvision(
     xs, ys = [], []
     for s in splits:
         try:
-            ds = cls(root=str(root), train=(s == "train"), download=True)
+            ds = cls(root=str(root), train=(s == "train"), download=download)
         except (
             Exception
         ) as err:  # offline: torchvision raises RuntimeError naming its mirrors
@@ -235,14 +249,50 @@ def _load_torchvision(
     return torch.cat(xs), torch.cat(ys)
 
 
-def _mnist_available(root: Path) -> bool:
+def reachable(urls: list[str], timeout: float = PROBE_SECONDS) -> bool:
+    """Whether any of ``urls``' servers accepts a connection within ``timeout`` seconds
+    in all. The probes run in background threads, so a stuck DNS look-up (which no
+    socket timeout covers) cannot hold us longer.
+    """
+    answered = threading.Event()
+
+    def probe(url: str) -> None:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with contextlib.suppress(OSError):
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            answered.set()
+
+    for url in urls:
+        threading.Thread(target=probe, args=(url,), daemon=True).start()
+    return answered.wait(timeout)
+
+
+def _mnist_available(root: Path, verbose: bool = True) -> bool:
     if os.environ.get("DIFFUSION_LESSONS_OFFLINE") == "1":
         return False
+    with contextlib.suppress(DatasetError):
+        _load_torchvision("mnist", "test", root, download=False)
+        return True  # downloaded once already
+    import torchvision.datasets as tvd
+
+    if verbose:
+        print(
+            f"Looking for MNIST's download servers (at most {PROBE_SECONDS:g} s; "
+            "--dataset mnist-5k skips this) ...",
+            flush=True,
+        )
+    if not reachable(tvd.MNIST.mirrors):
+        return False
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)  # a stalled download gives up
     try:
         _load_torchvision("mnist", "test", root)
         return True
     except DatasetError:
         return False
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 # ---------------------------------------------------------------------------
@@ -259,7 +309,7 @@ def resolve_name(
     if name != "auto":
         return name
     root = Path(root) if root else cache_dir() / "torchvision"
-    if _mnist_available(root):
+    if _mnist_available(root, verbose):
         return "mnist"
     if verbose:
         print(

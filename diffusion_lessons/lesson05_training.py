@@ -23,9 +23,15 @@ exponential moving average (EMA) of the trained ones:
 
     (5.5)   theta_ema <- d * theta_ema + (1 - d) * theta
 
+The loop is built from small pieces that a distributed variant can reuse: ``train_step``
+(one optimiser step), ``training_state`` / ``resume_from`` (checkpoints) and
+``capture_rng`` / ``restore_rng`` (every random state). Run folders (a lock, a test
+write at start-up, Ctrl-C between steps) are handled by ``runs.py``.
+
 Builds on: lesson02_schedules (make_schedule, Schedule), lesson01_forward_noise
 (q_sample), lesson04_unet (UNet, UNetConfig, UNET_PRESETS, count_parameters), data
-(load_digits), plotting.
+(load_digits, resolve_name), runs (claim_run_folder, stop_on_ctrl_c, temporary_file),
+plotting.
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ import copy
 import dataclasses
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +48,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .data import load_digits
+from . import CourseError
+from .data import load_digits, resolve_name
 from .lesson01_forward_noise import q_sample
 from .lesson02_schedules import Schedule, make_schedule
 from .lesson04_unet import UNET_PRESETS, UNet, UNetConfig, count_parameters
 from .plotting import new_figure, savefig
+from .runs import claim_run_folder, disk_error, stop_on_ctrl_c, temporary_file
 
 # ---------------------------------------------------------------------------
 # Configuration and presets
@@ -215,56 +222,126 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 # ---------------------------------------------------------------------------
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, or belongs to another configuration."""
+class CheckpointError(CourseError):
+    """A checkpoint is missing, corrupt, of another kind, or belongs to another
+    configuration.
+    """
+
+
+#: files of lesson 07 that a learner may pass where a diffusion checkpoint belongs
+OTHER_KINDS = {
+    "classifier": "lesson 07's digit classifier (for `evaluate --classifier`)",
+    "clip": "lesson 07's digit-CLIP weights (for `evaluate --clip-weights`)",
+}
+
+
+def checkpoint_kind(state) -> str:
+    """What a loaded file holds: ``run`` (resumable), ``sampling`` (an export or an EMA
+    snapshot), ``classifier``, ``clip`` or ``unknown``.
+    """
+    if not isinstance(state, dict):
+        return "unknown"
+    config = state.get("config")
+    if isinstance(config, dict) and "model" in config:
+        return "run" if "optimizer" in state else "sampling"
+    if isinstance(state.get("state_dict"), dict) and "meta" in state:
+        return "clip" if "token_ids" in state["state_dict"] else "classifier"
+    return "unknown"
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` atomically: to a temporary file first, then rename (a crash never
-    leaves half a file).
+    """Write ``state`` atomically: to a temporary file of its own first, then rename (a
+    crash never leaves half a file, and two writers never share a temporary file).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with temporary_file(path) as (fd, tmp):
+        with os.fdopen(os.dup(fd), "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # on the disk, not only in a buffer
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
     return path
 
 
-def load_checkpoint(path: str | Path, expect: TrainConfig | None = None) -> dict:
-    """Read a checkpoint safely (``weights_only=True``); if ``expect`` is given, its
-    model must match.
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a diffusion model checkpoint safely (``weights_only=True``); a missing,
+    damaged or wrong kind of file is a ``CheckpointError`` that says what it is.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise CheckpointError(
             f"No checkpoint at {path}. Train one with `diffusion-lessons train --out "
-            "DIR`, "
-            "or use the shipped checkpoints/small.pt."
+            "DIR`, or use the shipped checkpoints/small.pt."
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = config_from_dict(state["config"])
     except Exception as err:
         raise CheckpointError(
             f"{path} is not a readable diffusion-lessons checkpoint "
-            f"({type(err).__name__}: {err}). "
-            "It may be truncated or from another program: delete it and train again."
+            f"({type(err).__name__}: {str(err).splitlines()[0][:100]}). It may be "
+            "truncated or from another program: give a run's checkpoint.pt or the "
+            "shipped checkpoints/small.pt."
         ) from err
-    if expect is not None and cfg.model != expect.model:
+    kind = checkpoint_kind(state)
+    if kind in OTHER_KINDS:
         raise CheckpointError(
-            f"{path} was trained with model {cfg.model}, but this run asks for "
-            f"{expect.model}. "
-            "Use the same --preset as the checkpoint, or a new --out folder."
+            f"{path} is {OTHER_KINDS[kind]}, not a diffusion model. Give a run's "
+            "checkpoint.pt or the shipped checkpoints/small.pt here."
         )
+    try:
+        config_from_dict(state["config"])
+        state["ema"], state["step"]  # noqa: B018 (every checkpoint has them)
+    except Exception as err:
+        missing = f"no {err}" if isinstance(err, KeyError) else str(err)[:100]
+        raise CheckpointError(
+            f"{path} is not a complete diffusion-lessons checkpoint ({missing}). Give "
+            "a run's checkpoint.pt or the shipped checkpoints/small.pt."
+        ) from err
     return state
 
 
-def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
+#: settings that may change when a run is resumed (they decide how long it runs and
+#: how fast, not what each step computes)
+MAY_CHANGE_ON_RESUME = ("steps", "threads", "sample_every", "checkpoint_every")
+
+
+def check_same_run(
+    stored: TrainConfig, given: TrainConfig, path: Path, skip: tuple[str, ...] = ()
+) -> None:
+    """Refuse to resume ``path`` with a configuration that would compute other steps
+    (fields in ``skip`` are not compared).
+    """
+    differ = [
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in MAY_CHANGE_ON_RESUME + skip
+        and getattr(stored, f.name) != getattr(given, f.name)
+    ]
+    if differ:
+        as_text = lambda cfg: ", ".join(f"{n}={getattr(cfg, n)!r}" for n in differ)
+        raise CheckpointError(
+            f"{path} was trained with {as_text(stored)}, but this run asks for "
+            f"{as_text(given)}. To resume, use the same --preset and options as the "
+            "stored run (with --resume, leave them out); to start again, give a new "
+            "--out (or --overwrite)."
+        )
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, *, force: bool = False) -> Path:
     """Keep only what sampling needs (EMA weights, config, loss history): a file a
-    quarter the size, for sharing.
+    quarter the size, for sharing. An existing ``dst`` is replaced only with ``force``.
     """
     state = load_checkpoint(src)
+    if Path(dst).exists() and not force:
+        itself = Path(dst).resolve() == Path(src).resolve()
+        raise CheckpointError(
+            f"{dst} already exists"
+            + (" (it is the run's own checkpoint: exported, it cannot be resumed)"
+               if itself else "")
+            + ". Choose another file name, or pass --force to replace it."
+        )  # fmt: skip
     keep = {
         k: state[k]
         for k in ("ema", "config", "step", "losses", "seconds", "params")
@@ -282,7 +359,15 @@ def load_trained(
     state = load_checkpoint(path)
     cfg = config_from_dict(state["config"])
     model = UNet(cfg.model)
-    model.load_state_dict(state["ema" if ema else "model"])
+    try:
+        model.load_state_dict(state["ema" if ema else "model"])
+    except (KeyError, RuntimeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model configuration stored with them "
+            f"({lines[-1][:100]}). The file was changed after training; give a run's "
+            "own checkpoint.pt."
+        ) from err
     return model.to(device).eval(), make_schedule(cfg.schedule, cfg.model.T), cfg
 
 
@@ -343,11 +428,127 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     return order[k * batch_size : (k + 1) * batch_size]
 
 
+def fit_to_data(cfg: TrainConfig, x0_all: torch.Tensor) -> TrainConfig:
+    """``cfg`` with the U-Net's in_channels and image_size of the data (N, C, H, W)."""
+    C, H, W = x0_all.shape[1:]
+    if (C, H) == (cfg.model.in_channels, cfg.model.image_size) and H == W:
+        return cfg
+    if H != W or H % cfg.model.down_factor:
+        raise ValueError(
+            f"{cfg.dataset} images are {C}x{H}x{W}; the U-Net needs square images "
+            f"with sides divisible by {cfg.model.down_factor}. Resize the data or "
+            "change UNetConfig.channels."
+        )
+    print(
+        f"The data are {C}x{H}x{W}: building the U-Net with in_channels={C}, "
+        f"image_size={H}."
+    )
+    return dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, in_channels=C, image_size=H)
+    )
+
+
+def capture_rng(generator: torch.Generator) -> dict:
+    """Every random state a run draws from: its own generator (t, eps, label dropout),
+    torch's global one and, where used, CUDA's. (The data order needs none: it is
+    recomputed from the seed and the epoch by ``batch_indices``.)
+    """
+    rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def restore_rng(rng, generator: torch.Generator) -> None:
+    """Put back what ``capture_rng`` saved (an old checkpoint holds only the
+    generator's state).
+    """
+    if isinstance(rng, torch.Tensor):
+        generator.set_state(rng)
+        return
+    generator.set_state(rng["generator"])
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def training_state(model, ema, opt, generator, step, losses, seconds, cfg) -> dict:
+    """Everything that decides the rest of a run, as a checkpoint dict."""
+    return {
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": capture_rng(generator),
+        "step": step,
+        "losses": losses,
+        "seconds": seconds,
+        "config": config_to_dict(cfg),
+        "params": count_parameters(model),
+    }
+
+
+def ema_snapshot(ema, step: int, seconds: float, cfg: TrainConfig) -> dict:
+    """The EMA weights at ``step``: enough to sample (lesson 06), not to resume."""
+    return {
+        "ema": ema.state_dict(),
+        "step": step,
+        "seconds": seconds,
+        "config": config_to_dict(cfg),
+    }
+
+
+def resumable(path: Path, cfg: TrainConfig) -> dict:
+    """The checkpoint at ``path``, if a run with ``cfg`` may continue it (the model is
+    compared later, once the data have fixed its shape).
+    """
+    state = load_checkpoint(path)
+    if "optimizer" not in state:
+        raise CheckpointError(
+            f"{path} was exported for sampling (EMA weights only) and cannot be "
+            "resumed; resume from the run folder's own checkpoint.pt."
+        )
+    check_same_run(config_from_dict(state["config"]), cfg, path, skip=("model",))
+    return state
+
+
+def resume_from(state: dict, path, cfg: TrainConfig, model, ema, opt, generator):
+    """Load a checkpoint ``state`` into the model, EMA, optimiser and generator."""
+    check_same_run(config_from_dict(state["config"]), cfg, path)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["optimizer"])
+    restore_rng(state["rng"], generator)
+
+
+def train_step(
+    model, ema, opt, x0, labels, schedule, cfg, step, generator, bf16=False
+) -> float:
+    """One optimiser step on x0 (B, C, H, W), labels (B,): eqs. 5.1-5.5. Returns the
+    loss; a loss that is not finite is returned *before* it can touch the weights.
+    """
+    for group in opt.param_groups:
+        group["lr"] = learning_rate(step, cfg)  # eq. 5.4
+    with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = diffusion_loss(
+            model, x0, labels, schedule, cfg.p_uncond, generator, cfg.min_snr_gamma
+        )
+    if not torch.isfinite(loss):
+        return loss.item()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    # short EMA memory early on
+    ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+    return loss.item()
+
+
 def train(
     cfg: TrainConfig,
     out: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     device: str = "auto",
     callback=None,
     progress: bool = True,
@@ -357,160 +558,127 @@ def train(
 
     Args:
         cfg: the run's configuration (e.g. ``PRESETS["small"]``).
-        out: the run folder.
+        out: the run folder. One that holds a run already is refused unless
+            ``resume`` or ``overwrite``; one another training is using is refused.
         resume: continue from ``out/checkpoint.pt``; the result equals an uninterrupted
-            run (on CPU).
+            run (on CPU). The stored configuration must equal ``cfg`` (except steps,
+            threads and how often to save).
+        overwrite: delete the run in ``out`` and start again.
         device: auto | cpu | cuda | mps.
         callback: called as ``callback(step, ema_model)`` every ``cfg.sample_every``
             steps (e.g. to draw samples).
         progress: show a tqdm bar with the running loss.
     Returns: {"losses": [...], "step": int, "seconds": float, "images_per_second":
-        float, "stopped": str}
+        float, "stopped": str, "saved_step": int | None}. Ctrl-C stops after the
+        current step, saves, and returns with ``stopped == "interrupted"``.
     """
     out, dev = Path(out), resolve_device(device)
     torch.set_num_threads(cfg.threads)
-    x0_all, labels_all = load_digits(cfg.dataset, split="train")  # (N, C, H, W), (N,)
-    x0_all, labels_all = x0_all.to(dev), labels_all.to(dev)
-    C, H, W = x0_all.shape[1:]
-    if (C, H) != (cfg.model.in_channels, cfg.model.image_size) or H != W:
-        if H != W or H % cfg.model.down_factor:
-            raise ValueError(
-                f"{cfg.dataset} images are {C}x{H}x{W}; the U-Net needs square images "
-                "with sides divisible "
-                f"by {cfg.model.down_factor}. Resize the data or change "
-                "UNetConfig.channels."
-            )
-        print(
-            f"The data are {C}x{H}x{W}: building the U-Net with in_channels={C}, "
-            f"image_size={H}."
-        )
-        cfg = dataclasses.replace(
-            cfg, model=dataclasses.replace(cfg.model, in_channels=C, image_size=H)
-        )
-    schedule = make_schedule(cfg.schedule, cfg.model.T)
-    torch.manual_seed(cfg.seed)
-    model = UNet(cfg.model).to(dev)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    gen = torch.Generator().manual_seed(cfg.seed)  # t, eps and label dropout
-    step, losses, seconds = 0, [], 0.0
     ckpt = out / "checkpoint.pt"
-    if resume:
-        state = load_checkpoint(ckpt, expect=cfg)
-        if "optimizer" not in state:
-            raise CheckpointError(
-                f"{ckpt} was exported for sampling (EMA weights only) and cannot be "
-                "resumed; "
-                "resume from the run folder's own checkpoint.pt."
-            )
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])  # noqa: E702
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])  # noqa: E702
-        step, losses, seconds = state["step"], list(state["losses"]), state["seconds"]
-        print(f"Resuming {ckpt} at step {step}/{cfg.steps}.")
-
-    def snapshot() -> dict:
-        return {
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": opt.state_dict(),
-            "rng": gen.get_state(),
-            "step": step,
-            "losses": losses,
-            "seconds": seconds,
-            "config": config_to_dict(cfg),
-            "params": count_parameters(model),
-        }
-
-    bf16 = use_bf16(cfg.precision, dev)
-    print(
-        f"Training {count_parameters(model):,} parameters on {dev} for {cfg.steps} "
-        f"steps (batch {cfg.batch_size}, "
-        f"{'bf16 autocast' if bf16 else 'fp32'}, {cfg.threads} threads); checkpoints "
-        f"in {out}/"
-    )
-    stopped, last_good = "finished", None
-    bar = tqdm(
-        total=cfg.steps,
-        initial=step,
-        disable=None if progress else True,
-        desc="train",
-        unit="step",
-    )
-    old_handler = signal.getsignal(signal.SIGINT)
-    try:
-        while step < cfg.steps:
-            start = time.perf_counter()
-            idx = batch_indices(step, len(x0_all), cfg.batch_size, cfg.seed)
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(step, cfg)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = diffusion_loss(
-                    model,
-                    x0_all[idx],
-                    labels_all[idx],
-                    schedule,
-                    cfg.p_uncond,
-                    gen,
-                    cfg.min_snr_gamma,
-                )
-            if not torch.isfinite(loss):
-                stopped = f"loss became {loss.item()} at step {step}"
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            # short EMA memory early on
-            ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-            step += 1
-            seconds += time.perf_counter() - start
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                last_good = save_checkpoint(ckpt, snapshot())
-            if step % cfg.sample_every == 0 or step == cfg.steps:
-                save_checkpoint(
-                    out / "snapshots" / f"ema_{step:06d}.pt",
-                    {
-                        "ema": ema.state_dict(),
-                        "step": step,
-                        "seconds": seconds,
-                        "config": config_to_dict(cfg),
-                    },
-                )
-                if callback is not None:
-                    callback(step, ema.eval())
-    except KeyboardInterrupt:
-        # a second Ctrl-C must not interrupt the save
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        last_good = save_checkpoint(ckpt, snapshot())
-        stopped = "interrupted"
-        print(f"\nInterrupted: saved {ckpt} at step {step}; continue with --resume.")
-    finally:
-        signal.signal(signal.SIGINT, old_handler)
-        bar.close()
-    if stopped.startswith("loss became"):
-        print(
-            f"Stopped: the {stopped}. The last good checkpoint is kept"
-            f"{f' at {last_good}' if last_good else ''}. Lower --lr or check the data "
-            "range."
+    with claim_run_folder(out, resume=resume, overwrite=overwrite):
+        # "auto" becomes the dataset actually used, so a resumed run uses it too
+        cfg = dataclasses.replace(cfg, dataset=resolve_name(cfg.dataset))
+        # a changed configuration is refused before any data are loaded
+        state = resumable(ckpt, cfg) if resume else None
+        x0_all, labels_all = load_digits(cfg.dataset, split="train")  # (N, C, H, W)
+        x0_all, labels_all = x0_all.to(dev), labels_all.to(dev)
+        cfg = fit_to_data(cfg, x0_all)
+        schedule = make_schedule(cfg.schedule, cfg.model.T)
+        torch.manual_seed(cfg.seed)
+        model = UNet(cfg.model).to(dev)
+        ema = copy.deepcopy(model).requires_grad_(False)
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
+        gen = torch.Generator().manual_seed(cfg.seed)  # t, eps and label dropout
+        step, losses, seconds, saved_step = 0, [], 0.0, None
+        if resume:
+            resume_from(state, ckpt, cfg, model, ema, opt, gen)
+            step, seconds, losses = state["step"], state["seconds"], state["losses"]
+            saved_step = step
+            print(f"Resuming {ckpt} at step {step}/{cfg.steps}.")
+        bf16 = use_bf16(cfg.precision, dev)
+        print(
+            f"Training {count_parameters(model):,} parameters on {dev} for "
+            f"{cfg.steps} steps (batch {cfg.batch_size}, "
+            f"{'bf16 autocast' if bf16 else 'fp32'}, {cfg.threads} threads); "
+            f"checkpoints in {out}/"
+        )
+        stopped = "finished"
+        bar = tqdm(
+            total=cfg.steps,
+            initial=step,
+            disable=None if progress else True,
+            desc="train",
+            unit="step",
+        )
+        with stop_on_ctrl_c() as stop, bar:
+            while step < cfg.steps:
+                start = time.perf_counter()
+                idx = batch_indices(step, len(x0_all), cfg.batch_size, cfg.seed)
+                loss = train_step(
+                    model, ema, opt, x0_all[idx], labels_all[idx], schedule, cfg,
+                    step, gen, bf16,
+                )  # fmt: skip
+                if not math.isfinite(loss):
+                    stopped = f"loss became {loss} at step {step}"
+                    break
+                step += 1
+                seconds += time.perf_counter() - start
+                losses.append(loss)
+                bar.update(1)
+                bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+                last = step == cfg.steps
+                if callback is not None and (step % cfg.sample_every == 0 or last):
+                    callback(step, ema.eval())
+                # read the flag once: a Ctrl-C after this line stops a step later
+                stopping = stop.requested
+                try:  # a full disk stops the run; the last good checkpoint stays
+                    if step % cfg.checkpoint_every == 0 or last or stopping:
+                        state = training_state(
+                            model, ema, opt, gen, step, losses, seconds, cfg
+                        )
+                        save_checkpoint(ckpt, state)
+                        saved_step = step
+                    if step % cfg.sample_every == 0 or last:
+                        save_checkpoint(
+                            out / "snapshots" / f"ema_{step:06d}.pt",
+                            ema_snapshot(ema, step, seconds, cfg),
+                        )
+                except OSError as err:
+                    stopped = f"could not save step {step}: {disk_error(out, err)}"
+                    break
+                if stopping:
+                    stopped = "interrupted"
+                    break
     ips = (step * cfg.batch_size) / seconds if seconds else 0.0
     print(
         f"{step} steps in {seconds:.0f} s ({ips:.0f} images/s); final loss "
         f"{sum(losses[-100:]) / max(1, len(losses[-100:])):.4f}"
     )
+    if stopped == "interrupted":
+        print(f"Interrupted: saved {ckpt} at step {step}; continue with --resume.")
+    elif stopped != "finished":
+        kept = (
+            f"The last good checkpoint is kept: {saved_step} steps are saved in {ckpt}."
+            if saved_step
+            else "No checkpoint had been saved yet."
+        )
+        if stopped.startswith("loss became"):
+            print(
+                f"Stopped: the {stopped}. {kept} Train again with a lower learning "
+                f"rate (--lr, e.g. half of {cfg.lr:g}) into a new --out (or with "
+                "--overwrite), and check that the data lie in [-1, 1]."
+            )
+        else:
+            print(f"Stopped: {stopped}. {kept} Free some space, then --resume.")
     return {
         "losses": losses,
         "step": step,
         "seconds": seconds,
         "images_per_second": ips,
         "stopped": stopped,
+        "saved_step": saved_step,
     }
 
 
@@ -563,7 +731,7 @@ def run(
         **({"steps": 60, "warmup": 10} if quick else {}),
     )
     # runs/ holds training runs, not figures
-    result = train(cfg, Path("runs") / "lesson05-tiny", progress=True)
+    result = train(cfg, Path("runs") / "lesson05-tiny", overwrite=True, progress=True)
     files = [
         savefig(
             fig_loss_curve(

@@ -391,7 +391,7 @@ def get_model(quick: bool = False):
         "steps) instead."
     )
     run_dir = Path("runs") / "lesson06-tiny"
-    train(dataclasses.replace(cfg, dataset="mnist-5k"), run_dir)
+    train(dataclasses.replace(cfg, dataset="mnist-5k"), run_dir, overwrite=True)
     return load_trained(run_dir / "checkpoint.pt")[:2] + (
         f"tiny preset, {cfg.steps} steps",
     )

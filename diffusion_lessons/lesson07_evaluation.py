@@ -52,6 +52,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -60,14 +61,22 @@ from pathlib import Path
 from typing import NamedTuple
 
 import huggingface_hub
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from . import CourseError
+from . import options as opt
 from .data import NUM_CLASSES, cache_dir, load_digits
-from .lesson05_training import diffusion_loss, load_trained
+from .lesson05_training import (
+    OTHER_KINDS,
+    checkpoint_kind,
+    diffusion_loss,
+    load_trained,
+)
 from .lesson06_sampling import SHIPPED, digit_labels, load_samples, sample
 from .plotting import DIGIT_COLORS, new_figure, savefig, show_images, to_unit
 
@@ -133,10 +142,18 @@ DIGIT_CLIP_CONFIG = {
 }
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(CourseError):
     """A classifier or CLIP weight file is missing, unreadable or unreachable; the
     message names the fix.
     """
+
+
+#: what a file of each kind is, in words (``checkpoint_kind`` of lesson 05)
+KIND_NAMES = {
+    **OTHER_KINDS,
+    "run": "a diffusion model's training checkpoint (for --checkpoint)",
+    "sampling": "a diffusion model (for --checkpoint)",
+}
 
 
 class Clip(NamedTuple):
@@ -404,13 +421,27 @@ def load_classifier(
         )
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        raise EvaluationError(
+            f"{path} is not a readable digit classifier ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:100]}). If it is damaged, recreate it "
+            f"with: {fix}"
+        ) from err
+    kind = checkpoint_kind(blob)
+    if kind != "classifier":
+        raise EvaluationError(
+            f"{path} is {KIND_NAMES.get(kind, 'not a digit classifier')}, not the "
+            f"digit classifier. Give --classifier {CLASSIFIER_PATH.name} (the "
+            "shipped one is the default)."
+        )
+    try:
         model = DigitClassifier()
         model.load_state_dict(blob["state_dict"])
     except Exception as err:
         raise EvaluationError(
             f"{path} is not a readable digit classifier ({type(err).__name__}: "
-            f"{str(err)[:120]}). "
-            f"Delete it and recreate it with: {fix}"
+            f"{str(err).splitlines()[0][:100]}). If it is damaged, recreate it "
+            f"with: {fix}"
         ) from err
     model.meta = dict(blob.get("meta", {}))
     return model.to(device).eval()
@@ -532,6 +563,7 @@ def load_clip(
                 f"No digit-CLIP weights at {path}. Train them (about 2 minutes on a "
                 f"CPU) with: {fix}"
             )
+        blob = None
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             clip = new_digit_clip(blob["config"], blob["name"])
@@ -545,10 +577,16 @@ def load_clip(
                 f"{blob['meta']['zero_shot_accuracy']:.1%} on real held-out digits)"
             )
         except Exception as err:
+            kind = checkpoint_kind(blob)
+            if kind not in ("clip", "unknown"):
+                raise EvaluationError(
+                    f"{path} is {KIND_NAMES[kind]}, not digit-CLIP weights. Leave "
+                    f"out --clip-weights to use the shipped {DIGIT_CLIP_PATH.name}."
+                ) from err
             raise EvaluationError(
                 f"{path} is not a readable digit-CLIP file ({type(err).__name__}: "
-                f"{str(err)[:120]}). "
-                f"Delete it and train it again with: {fix}"
+                f"{str(err).splitlines()[0][:100]}). If it is damaged, train it "
+                f"again with: {fix}"
             ) from err
         return Clip(
             clip.model.to(device).eval(), clip.tokenizer, clip.preprocess, label
@@ -1124,43 +1162,131 @@ def fig_rerank(result: dict, clip_label: str):
 # ---------------------------------------------------------------------------
 
 
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of ``diffusion-lessons evaluate`` (see ``evaluate_command``)."""
+def add_evaluate_arguments(
+    parser: argparse.ArgumentParser, guidance: float = 0.0
+) -> argparse.ArgumentParser:
+    """The options of ``diffusion-lessons evaluate`` (see ``evaluate_command``);
+    ``guidance`` is the default weight w (the command line passes lesson 08's).
+    """
     src = parser.add_mutually_exclusive_group()
     src.add_argument(
-        "--samples", help="an .npz written by `diffusion-lessons sample --out FILE.npz`"
+        "--samples",
+        help="an .npz written by `diffusion-lessons sample --out FILE.npz` (default: "
+        "draw new samples from --checkpoint)",
     )
     src.add_argument(
         "--checkpoint",
         help="draw the samples from this checkpoint (default: "
         f"{SHIPPED.parent.name}/{SHIPPED.name})",
     )
-    parser.add_argument("--per-digit", type=int, default=20)
-    parser.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim"])
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--guidance", type=float, default=0.0, help="guidance weight w (lesson 08)"
+        "--per-digit",
+        type=opt.positive_int,
+        default=20,
+        help="samples of each digit to draw (default: 20)",
     )
-    parser.add_argument("--json", help="also write the numbers to this .json file")
-    parser.add_argument("--classifier", default=str(CLASSIFIER_PATH))
+    parser.add_argument(
+        "--sampler",
+        default="ddim",
+        choices=["ddpm", "ddim"],
+        help="how to draw them (default: ddim)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=opt.positive_int,
+        default=50,
+        help="DDIM steps, 1..T (default: 50)",
+    )
+    parser.add_argument(
+        "--seed", type=opt.seed, default=0, help="random seed (default: 0)"
+    )
+    parser.add_argument(
+        "--guidance",
+        type=opt.finite_float,
+        default=guidance,
+        help=f"guidance weight w (lesson 08; default: {guidance:g}, 0 = none)",
+    )
+    parser.add_argument(
+        "--json",
+        help="also write the numbers to this .json file (default: print them only)",
+    )
+    parser.add_argument(
+        "--classifier",
+        default=str(CLASSIFIER_PATH),
+        help=f"the digit classifier (default: the shipped {CLASSIFIER_PATH.name})",
+    )
     parser.add_argument(
         "--dataset",
         default="mnist-5k",
-        help="real data for the Fréchet reference and floor (use the classifier's "
-        "dataset)",
+        help="real data for the Fréchet reference and floor; use the classifier's "
+        "dataset (default: mnist-5k)",
     )
-    parser.add_argument("--clip", default="digit", choices=["none", "digit", "hub"])
+    parser.add_argument(
+        "--clip",
+        default="digit",
+        choices=["none", "digit", "hub"],
+        help="which CLIP scores the samples (default: digit, the shipped digit-CLIP)",
+    )
     parser.add_argument(
         "--clip-weights",
-        help="a local CLIP weight file (digit-CLIP .pt, open_clip .bin/.safetensors)",
+        help="a local CLIP weight file (digit-CLIP .pt, open_clip .bin/.safetensors) "
+        f"(default: {DIGIT_CLIP_PATH.name} for --clip digit, the hub for --clip hub)",
     )
     parser.add_argument(
         "--clip-model",
         default="ViT-B-32",
-        help="open_clip architecture for --clip hub (tag: openai)",
+        help="open_clip architecture for --clip hub, tag openai (default: ViT-B-32)",
     )
     return parser
+
+
+def load_digit_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read a samples .npz (lesson 06's ``save_samples``) for evaluation: images
+    (N, 28, 28) in [0, 1], labels (N,) in 0..9; anything else is an EvaluationError
+    that says what is wrong.
+    """
+    path = Path(path)
+    if path.is_file():
+        try:
+            with np.load(path) as data:
+                images, labels = data["images"], data["labels"]
+        except Exception as err:
+            raise EvaluationError(
+                f"{path} is not a samples file (an .npz with 'images' and 'labels', "
+                f"as `diffusion-lessons sample --out FILE.npz` writes): {err}"
+            ) from err
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) < 1:
+            raise EvaluationError(
+                f"{path}: images must be grey 28x28 digits, shape (N, 28, 28); got "
+                f"{images.shape}. The classifier reads MNIST-sized digits only."
+            )
+        if labels.shape != (len(images),) or labels.dtype.kind not in "iu":
+            raise EvaluationError(
+                f"{path}: labels must be {len(images)} whole numbers, shape "
+                f"({len(images)},); got {labels.dtype} of shape {labels.shape}."
+            )
+        if not np.isfinite(images).all():
+            raise EvaluationError(
+                f"{path}: {int((~np.isfinite(images)).sum())} pixels are NaN or "
+                "infinite; the model that drew them diverged. Sample again."
+            )
+        if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+            raise EvaluationError(
+                f"{path}: labels must lie in 0..{NUM_CLASSES - 1}; got values from "
+                f"{labels.min()} to {labels.max()}."
+            )
+    return load_samples(path)  # range checks, and the [-1, 1] tensors
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinity replaced by None (JSON's null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def evaluate_command(args: argparse.Namespace, guide=None) -> dict:
@@ -1168,8 +1294,14 @@ def evaluate_command(args: argparse.Namespace, guide=None) -> dict:
     ``guide(model, w)`` wraps a model for guidance (cli.py passes lesson 08's
     GuidedModel; lesson 07 cannot import lesson 08).
     """
+    if args.json:  # fail now, not after the work
+        json_path = Path(args.json)
+        if json_path.is_dir():
+            raise EvaluationError(f"--json {json_path} is a folder; give a file name.")
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+    classifier = load_classifier(args.classifier)
     if args.samples:
-        images, labels = load_samples(args.samples)
+        images, labels = load_digit_samples(args.samples)
     else:
         model, schedule, _ = load_trained(args.checkpoint or SHIPPED)
         if args.guidance:
@@ -1193,13 +1325,11 @@ def evaluate_command(args: argparse.Namespace, guide=None) -> dict:
         clip = load_clip(DIGIT_CLIP_NAME, weights=args.clip_weights)
     elif args.clip == "hub":
         clip = load_clip(args.clip_model, "openai", weights=args.clip_weights)
-    report = evaluate_samples(
-        images, labels, load_classifier(args.classifier), clip, dataset=args.dataset
-    )
+    report = evaluate_samples(images, labels, classifier, clip, dataset=args.dataset)
     print(format_report(report))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        text = json.dumps(json_safe(report), indent=1, allow_nan=False)
+        Path(args.json).write_text(text)
     return report
 
 
@@ -1433,7 +1563,7 @@ def main(argv: list[str] | None = None) -> None:
             evaluate_command(args)
         else:
             run(args.out, quick=args.quick)
-    except (EvaluationError, FileNotFoundError, ValueError) as err:
+    except (CourseError, OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
 
 

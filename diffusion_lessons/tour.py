@@ -17,8 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import LESSONS
-from .cli import lesson_module, parse_lessons
+from . import LESSONS, lesson_module, parse_lessons
 
 
 def key_numbers(n: int, result: dict) -> list[tuple[str, str]]:

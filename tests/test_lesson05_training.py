@@ -3,6 +3,8 @@ refused clearly.
 """
 
 import dataclasses
+import os
+import signal
 
 import pytest
 import torch
@@ -75,10 +77,11 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
 
     def stop_after_first_snapshot(step, ema):
         calls["n"] += 1
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C
 
     # Ctrl-C at step 6 saves a checkpoint
-    train(FAST, leg, progress=False, callback=stop_after_first_snapshot)
+    first = train(FAST, leg, progress=False, callback=stop_after_first_snapshot)
+    assert first["stopped"] == "interrupted"
     assert load_checkpoint(leg / "checkpoint.pt")["step"] == 6
     resumed = train(FAST, leg, resume=True, progress=False)
     assert resumed["losses"] == full["losses"]
