@@ -42,7 +42,8 @@ test: setup system-deps
 figures: setup
 	$(BIN)/diffusion-lessons figures
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 --guidance 0 \
-	    --json docs/figures/07_evaluate_w0.json > docs/figures/07_evaluate_w0.txt
+	    --json docs/figures/07_evaluate_w0.json \
+	    --figure docs/figures/07_clip_vs_classifier.png > docs/figures/07_evaluate_w0.txt
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 \
 	    --json docs/figures/07_evaluate.json > docs/figures/07_evaluate.txt
 

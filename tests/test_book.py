@@ -210,3 +210,22 @@ def test_chapter_fits_about_fifteen_screens(chapter):
             f"{_rel(chapter)} now fits in {MAX_VISIBLE_LINES} lines: remove it from "
             "LONGER_FOR_NOW"
         )
+
+
+def test_chapter07_per_digit_table_quotes_the_evaluation_file():
+    """The per-digit table beside figure 7.4 quotes the 1,000-sample evaluation
+    (docs/figures/07_evaluate_w0.json) that figure 7.4 is drawn from."""
+    import json
+
+    report = json.loads((DOCS / "figures" / "07_evaluate_w0.json").read_text())
+    text = (DOCS / "lessons" / "07-evaluation.md").read_text()
+    rows = re.findall(
+        r"^\| (\d) \| [\d* %]+ \| [\d.*]+ \| \**([\d.]+)\** \| \**(\d+)\** % \|$",
+        text,
+        re.M,
+    )
+    assert len(rows) == 10, "the per-digit CLIP table of section 7.9 was not found"
+    for digit, clip_score, accuracy in rows:
+        d = int(digit)
+        assert float(clip_score) == round(report["clip_per_class"][d], 2), digit
+        assert int(accuracy) == round(100 * report["per_class"][d]), digit
