@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[docs,test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[docs,test,diffusers]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -111,6 +111,13 @@ def cmd_train(args) -> None:
         )
         save_samples(out / "samples" / f"step_{step:06d}.png", x.cpu(), labels, nrow=4)
 
+    # --- lesson 09: under `torchrun --nproc_per_node N`, the same loop on N processes
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from .distributed import train_distributed as train
+    # --- end of lesson 09
+
     from .data import DatasetError
     from .lesson05_training import CheckpointError
 

@@ -113,6 +113,8 @@ def key_numbers(n: int, result: dict) -> list[tuple[str, str]]:
                     f"({r['frechet_floor']:.1f}), {r['diversity']:.1f}",
                 )
             )
+    elif n == 9:
+        rows += [(k, f"{v:.1e}") for k, v in result["numbers"].items()]
     return rows
 
 
