@@ -221,7 +221,8 @@ def fig_quality_vs_nfe(rows: list[dict], title: str = ""):
         axes[1].plot(nfe, [r["frechet_distance"] for r in mine], **style)
     axes[1].axhline(rows[0]["frechet_floor"], color="k", ls=":", label="real floor")
     axes[0].set_ylabel("classifier accuracy (%)")
-    axes[1].set_ylabel("Fréchet classifier distance")
+    axes[1].set_ylabel("Fréchet classifier distance (log scale)")
+    axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("network evaluations (NFE)")
