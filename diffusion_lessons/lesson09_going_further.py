@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from .distributed import spawn_local
+from .distributed import shard, spawn_local  # noqa: F401 (shard: the exercise's)
 from .lesson01_forward_noise import Schedule
 from .lesson05_training import PRESETS, load_checkpoint, train, use_bf16
 from .lesson06_sampling import SHIPPED, digit_labels, reverse_step, sample
@@ -270,16 +270,37 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         from .lesson05_training import load_trained
 
         model, schedule, _ = load_trained(SHIPPED)
-        labels, w, seed = digit_labels("0123456789", 1), RECOMMENDED_W, 0
-        rows = [("ours", 10 if quick else 50), ("ddim", 10 if quick else 50)]
-        rows += [("dpm++", 10), ("heun", 5), ("euler", 10)]
-        results = []
-        for name, steps in rows:
-            x, nfe, _ = run_sampler(model, schedule, labels, name, steps, w, seed)
-            results.append((f"{name}, {nfe} NFE", x))
-        numbers["max |ours - diffusers DDIM|"] = (
-            (results[0][1] - results[1][1]).abs().max().item()
+        labels, w, steps = (
+            digit_labels("0123456789", 1),
+            RECOMMENDED_W,
+            10 if quick else 50,
         )
+        # lesson 06's update and diffusers' DDIM on the same (trailing) steps, float32
+        ddim = make_scheduler("ddim", schedule)
+        theirs, _ = diffusers_sample(
+            model,
+            schedule,
+            labels,
+            ddim,
+            steps,
+            w=w,
+            precision="fp32",
+            generator=torch.Generator().manual_seed(0),
+        )
+        ours = course_sample(
+            GuidedModel(model, w),
+            schedule,
+            labels,
+            [course_t(k) for k in ddim.timesteps],
+            generator=torch.Generator().manual_seed(0),
+        )
+        numbers["max |lesson 06 DDIM - diffusers DDIM|, shipped model"] = (
+            (ours - theirs).abs().max().item()
+        )
+        results = [(f"lesson 06, {steps}", ours), (f"DDIMScheduler, {steps}", theirs)]
+        for name, n in [("dpm++", 10), ("euler", 10), ("heun", 5)]:
+            x, nfe, _ = run_sampler(model, schedule, labels, name, n, w, seed=0)
+            results.append((f"{SCHEDULERS[name][:-9]}, {nfe}", x))
         files.append(savefig(fig_schedulers(results), out / "09_schedulers.png"))
     else:
         print(f"Part 1 needs diffusers and checkpoints/small.pt ({INSTALL}); skipped.")

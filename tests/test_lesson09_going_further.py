@@ -368,3 +368,38 @@ def test_torchrun_cli_trains_on_two_processes(tmp_path):
     assert done.stdout.count("Training") == 1 and "2 processes" in done.stdout
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["step"] == 3 and state["processes"] == 2
+
+
+# ---------------------------------------------------------------------------
+# The exercise's properties (diffusion_lessons/properties/lesson09.py)
+# ---------------------------------------------------------------------------
+
+
+def test_exercise_properties_hold_for_the_course_and_catch_the_bugs():
+    pytest.importorskip(
+        "diffusion_lessons.properties._common",
+        reason="the grader's property package (diffusion_lessons/properties) is absent",
+    )
+    import types
+
+    from diffusion_lessons import lesson09_going_further as course
+    from diffusion_lessons.properties import lesson09
+
+    impl = types.SimpleNamespace(**{f: getattr(course, f) for f in lesson09.FUNCTIONS})
+    for p in lesson09.PROPERTIES:
+        p.fn(impl)
+    bugs = {
+        "steps_shift_by_one": {"course_t": lambda k: int(k)},
+        "scale_is_one_plus_w": {"guidance_scale": lambda w: w},
+        "guidance_matches_lesson08": {
+            "diffusers_guidance": lambda c, u, s: c + s * (u - c)
+        },
+        "shards_partition_the_batch": {
+            "shard": lambda B, r, n: slice(r * (B // n), (r + 1) * (B // n) + 1)
+        },
+        "uneven_batch_refused": {"shard": lambda B, r, n: slice(r, B, n)},
+    }
+    by_name = {p.name: p for p in lesson09.PROPERTIES}
+    for name, replace in bugs.items():
+        with pytest.raises(AssertionError):
+            by_name[name].fn(types.SimpleNamespace(**{**vars(impl), **replace}))
