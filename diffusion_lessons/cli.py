@@ -114,7 +114,7 @@ def cmd_train(args) -> None:
     # --- lesson 09: under `torchrun --nproc_per_node N`, the same loop on N processes
     import os
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if "WORLD_SIZE" in os.environ:  # set by torchrun, even for one process
         from .distributed import train_distributed as train
     # --- end of lesson 09
 

@@ -33,6 +33,8 @@ from diffusion_lessons.lesson09_going_further import (
     guidance_weight,
 )
 
+# diffusers' Euler scheduler calls np.array on a tensor (its own code, harmless)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = UNetConfig(channels=(8, 16), emb_dim=16, groups=4, T=100)
 LABELS = torch.tensor([0, 3, 5, 7, 9, 10])  # 10 is ∅
@@ -247,6 +249,42 @@ def test_ode_solvers_run_on_whole_steps(model, name, nfe):
     (a, n), (b, _) = runs
     assert n == nfe and torch.equal(a, b)
     assert a.shape == (6, 1, 28, 28) and a.abs().max() <= 1 and a.std() > 0.05
+
+
+@pytest.mark.parametrize("steps", [5, 20])
+def test_euler_is_ddim_without_the_clip(model, steps):
+    """One Euler step in x = x_t / sqrt(alpha_bar_t) is eq. 6.3 with eta = 0 (section
+    9.6); EulerDiscreteScheduler has no clipping, so it is lesson 06's DDIM with
+    clip_x0=False. Its first draw is scaled by sigma_T, not sqrt(1 + sigma_T^2): a
+    relative difference of 1 / (2 sigma_T^2), negligible for the cosine schedule and
+    not for a schedule that ends with little noise (linear at T = 100)."""
+    needs_diffusers()
+    from diffusion_lessons.lesson09_going_further import (
+        diffusers_sample,
+        make_scheduler,
+    )
+
+    sch = make_schedule("cosine", MICRO.T)  # sigma_T ~ 1e4
+    euler = make_scheduler("euler", sch)
+    theirs, _ = diffusers_sample(
+        model,
+        sch,
+        LABELS,
+        euler,
+        steps,
+        precision="fp32",
+        generator=torch.Generator().manual_seed(5),
+    )
+    ours = course_sample(
+        model,
+        sch,
+        LABELS,
+        [course_t(k) for k in euler.timesteps],
+        clip_x0=False,
+        generator=torch.Generator().manual_seed(5),
+    )
+    diff = (theirs - ours).abs()
+    assert diff.mean() < 1e-5 and diff.max() < 1e-3
 
 
 def test_unknown_scheduler_is_one_clear_line():
