@@ -50,6 +50,7 @@ figures: setup
 benchmarks: setup
 	$(BIN)/python benchmarks/training_speed.py --threads 1 2
 	$(BIN)/python benchmarks/time_to_quality.py --run runs/small --per-digit 30
+	$(BIN)/python benchmarks/sampler_quality.py --per-digit 50
 
 docs: setup
 	$(BIN)/mkdocs build --strict --site-dir site
