@@ -29,8 +29,8 @@ from diffusion_lessons.lesson07_evaluation import (
     load_classifier,
 )
 from diffusion_lessons.lesson08_guidance import RECOMMENDED_W
-from diffusion_lessons.lesson09_going_further import fig_quality_vs_nfe, run_sampler
-from diffusion_lessons.plotting import savefig
+from diffusion_lessons.lesson09_going_further import run_sampler
+from diffusion_lessons.plotting import DIGIT_COLORS, new_figure, savefig
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (sampler, steps); NFE = steps, except Heun: 2 steps - 1
@@ -50,6 +50,27 @@ SETTINGS = [
     ("heun", 25),
 ]
 NAMES = {"ours": "DDIM (lesson 06)", "dpm++": "DPM-Solver++ (2M)", "heun": "Heun"}
+
+
+def fig_quality_vs_nfe(rows: list[dict], title: str = ""):
+    """Accuracy and Fréchet distance (with its floor) against network evaluations."""
+    fig, axes = new_figure(1, 2, size=(10, 3.6))
+    for i, name in enumerate(dict.fromkeys(r["sampler"] for r in rows)):
+        mine = [r for r in rows if r["sampler"] == name]
+        nfe = [r["nfe"] for r in mine]
+        style = dict(marker="o", color=DIGIT_COLORS[2 * i], label=name)
+        axes[0].plot(nfe, [100 * r["accuracy"] for r in mine], **style)
+        axes[1].plot(nfe, [r["frechet_distance"] for r in mine], **style)
+    axes[1].axhline(rows[0]["frechet_floor"], color="k", ls=":", label="real floor")
+    axes[0].set_ylabel("classifier accuracy (%)")
+    axes[1].set_ylabel("Fréchet classifier distance (log scale)")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("network evaluations (NFE)")
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -210,27 +210,6 @@ def run_sampler(model, schedule, labels, name: str, steps: int, w: float, seed: 
     return x, nfe, time.perf_counter() - start
 
 
-def fig_quality_vs_nfe(rows: list[dict], title: str = ""):
-    """Accuracy and Fréchet distance (with its floor) against network evaluations."""
-    fig, axes = new_figure(1, 2, size=(10, 3.6))
-    for i, name in enumerate(dict.fromkeys(r["sampler"] for r in rows)):
-        mine = [r for r in rows if r["sampler"] == name]
-        nfe = [r["nfe"] for r in mine]
-        style = dict(marker="o", color=DIGIT_COLORS[2 * i], label=name)
-        axes[0].plot(nfe, [100 * r["accuracy"] for r in mine], **style)
-        axes[1].plot(nfe, [r["frechet_distance"] for r in mine], **style)
-    axes[1].axhline(rows[0]["frechet_floor"], color="k", ls=":", label="real floor")
-    axes[0].set_ylabel("classifier accuracy (%)")
-    axes[1].set_ylabel("Fréchet classifier distance (log scale)")
-    axes[1].set_yscale("log")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("network evaluations (NFE)")
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    return fig
-
-
 # ---------------------------------------------------------------------------
 # Run the lesson
 # ---------------------------------------------------------------------------
