@@ -208,9 +208,8 @@ def train_distributed(
             "processes": nproc,
         }
 
-    stopped = "finished"
+    stopped, last = "finished", min(cfg.steps, until or cfg.steps)
     try:
-        last = min(cfg.steps, until or cfg.steps)
         while step < last:
             tick = time.perf_counter()
             idx = batch_indices(step, len(x0_all), cfg.batch_size, cfg.seed)
@@ -266,7 +265,7 @@ def train_distributed(
                 f"\nInterrupted; the last checkpoint in {ckpt} is kept: add --resume."
             )
     finally:
-        if stopped == "finished":
+        if stopped == "finished" and step == last:  # not after an error: no deadlock
             dist.barrier()  # no process leaves before rank 0 has written
         dist.destroy_process_group()
     ips = step * cfg.batch_size / seconds if seconds else 0.0
