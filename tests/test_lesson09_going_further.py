@@ -34,7 +34,9 @@ from diffusion_lessons.lesson09_going_further import (
 )
 
 # diffusers' Euler scheduler calls np.array on a tensor (its own code, harmless)
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation:DeprecationWarning"
+)
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = UNetConfig(channels=(8, 16), emb_dim=16, groups=4, T=100)
 LABELS = torch.tensor([0, 3, 5, 7, 9, 10])  # 10 is ∅

@@ -50,8 +50,12 @@ from diffusion_lessons.plotting import new_figure, show_images
 torch.set_num_threads(1)
 HAVE_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
 model, schedule, cfg = load_trained(SHIPPED)
-print(f"{SHIPPED.name}: schedule {schedule.name}, T = {schedule.T}; diffusers installed: {HAVE_DIFFUSERS}")
-print(f"our w = {RECOMMENDED_W:g} is diffusers' guidance_scale = {guidance_scale(RECOMMENDED_W):g}")
+print(
+    f"{SHIPPED.name}: schedule {schedule.name}, T = {schedule.T}; diffusers installed: {HAVE_DIFFUSERS}"
+)
+print(
+    f"our w = {RECOMMENDED_W:g} is diffusers' guidance_scale = {guidance_scale(RECOMMENDED_W):g}"
+)
 
 # %% [markdown]
 # ## 1. Two tables of noise levels
@@ -61,16 +65,25 @@ print(f"our w = {RECOMMENDED_W:g} is diffusers' guidance_scale = {guidance_scale
 
 # %%
 if HAVE_DIFFUSERS:
-    from diffusion_lessons.lesson09_going_further import diffusers_sample, make_scheduler
+    from diffusion_lessons.lesson09_going_further import (
+        diffusers_sample,
+        make_scheduler,
+    )
 
     ddim = make_scheduler("ddim", schedule)
     theirs = ddim.alphas_cumprod.double()
     print(f"lengths: ours {len(schedule.alpha_bar)}, diffusers {len(theirs)}")
-    print(f"{'t':>5} {'alpha_bar[t]':>14} {'alphas_cumprod[t-1]':>20} {'relative diff':>14}")
+    print(
+        f"{'t':>5} {'alpha_bar[t]':>14} {'alphas_cumprod[t-1]':>20} {'relative diff':>14}"
+    )
     for t in (1, 2, 500, 900, 999, 1000):
         ours = schedule.alpha_bar[t].item()
-        print(f"{t:5d} {ours:14.6e} {theirs[t - 1].item():20.6e} {abs(theirs[t - 1].item() / ours - 1):14.1e}")
-    print(f"final_alpha_cumprod = {ddim.final_alpha_cumprod.item()} = alpha_bar[0] = {schedule.alpha_bar[0].item()}")
+        print(
+            f"{t:5d} {ours:14.6e} {theirs[t - 1].item():20.6e} {abs(theirs[t - 1].item() / ours - 1):14.1e}"
+        )
+    print(
+        f"final_alpha_cumprod = {ddim.final_alpha_cumprod.item()} = alpha_bar[0] = {schedule.alpha_bar[0].item()}"
+    )
 else:
     print("diffusers is not installed: pip install -e '.[diffusers]'")
 
@@ -86,7 +99,9 @@ if HAVE_DIFFUSERS:
 
     for spacing in ("leading", "linspace", "trailing"):
         sch = diffusers.DDIMScheduler(
-            num_train_timesteps=schedule.T, timestep_spacing=spacing, steps_offset=1 if spacing == "leading" else 0
+            num_train_timesteps=schedule.T,
+            timestep_spacing=spacing,
+            steps_offset=1 if spacing == "leading" else 0,
         )
         sch.set_timesteps(10)
         print(f"{spacing:>9}: our t = {[course_t(k) for k in sch.timesteps]}")
@@ -104,14 +119,32 @@ if HAVE_DIFFUSERS:
     labels, w = digit_labels("0123456789", 1), RECOMMENDED_W
     ddim = make_scheduler("ddim", schedule)
     x_theirs, nfe = diffusers_sample(
-        model, schedule, labels, ddim, 10, w=w, precision="fp32", generator=torch.Generator().manual_seed(0)
+        model,
+        schedule,
+        labels,
+        ddim,
+        10,
+        w=w,
+        precision="fp32",
+        generator=torch.Generator().manual_seed(0),
     )
     ts = [course_t(k) for k in ddim.timesteps]
-    x_ours = course_sample(GuidedModel(model, w), schedule, labels, ts, generator=torch.Generator().manual_seed(0))
+    x_ours = course_sample(
+        GuidedModel(model, w),
+        schedule,
+        labels,
+        ts,
+        generator=torch.Generator().manual_seed(0),
+    )
     print(f"steps (our t): {ts}; network evaluations: {nfe}")
     print(f"largest pixel difference: {(x_ours - x_theirs).abs().max():.2e}")
     fig, ax = new_figure(size=(8, 2))
-    show_images(ax, torch.cat([x_ours, x_theirs]), nrow=10, row_labels=["lesson 06", "diffusers"])
+    show_images(
+        ax,
+        torch.cat([x_ours, x_theirs]),
+        nrow=10,
+        row_labels=["lesson 06", "diffusers"],
+    )
 
 # %% [markdown]
 # ## 4. Two shards, one loss
@@ -123,12 +156,25 @@ if HAVE_DIFFUSERS:
 # %%
 x0, y = torch.rand(64, 1, 28, 28) * 2 - 1, torch.randint(0, 10, (64,))
 with torch.no_grad():
-    full = diffusion_loss(model, x0, y, schedule, 0.1, torch.Generator().manual_seed(0), 5.0)
+    full = diffusion_loss(
+        model, x0, y, schedule, 0.1, torch.Generator().manual_seed(0), 5.0
+    )
     parts = [
-        shard_loss(model, x0, y, schedule, shard(64, r, 2), 0.1, torch.Generator().manual_seed(0), 5.0)
+        shard_loss(
+            model,
+            x0,
+            y,
+            schedule,
+            shard(64, r, 2),
+            0.1,
+            torch.Generator().manual_seed(0),
+            5.0,
+        )
         for r in range(2)
     ]
-print(f"one process: {full:.6f}; two shards: {parts[0]:.6f}, {parts[1]:.6f}; their mean {sum(parts) / 2:.6f}")
+print(
+    f"one process: {full:.6f}; two shards: {parts[0]:.6f}, {parts[1]:.6f}; their mean {sum(parts) / 2:.6f}"
+)
 
 # %% [markdown]
 # ## 5. Why Heun fails with our schedule
@@ -141,16 +187,23 @@ print(f"one process: {full:.6f}; two shards: {parts[0]:.6f}, {parts[1]:.6f}; the
 if HAVE_DIFFUSERS:
     heun = make_scheduler("heun", schedule)
     heun.set_timesteps(5)
-    x = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * heun.init_noise_sigma
+    x = (
+        torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        * heun.init_noise_sigma
+    )
     guided = GuidedModel(model, RECOMMENDED_W)
-    print(f"{'evaluation':>10} {'t':>5} {'x now at sigma':>15} {'std of x':>9} {'about':>6}")
+    print(
+        f"{'evaluation':>10} {'t':>5} {'x now at sigma':>15} {'std of x':>9} {'about':>6}"
+    )
     with torch.no_grad():
         for i, k in enumerate(heun.timesteps[:4]):
             xt = heun.scale_model_input(x, k)
             eps = guided(xt, torch.full((10,), course_t(k)), labels)
             x = heun.step(eps, k, x).prev_sample
             sigma = heun.sigmas[i + 1].item()  # sigmas: sigma_T, s1, s1, s2, s2, ..., 0
-            print(f"{i + 1:10d} {course_t(k):5d} {sigma:15.3g} {x.std().item():9.3g} {(1 + sigma**2) ** 0.5:6.3g}")
+            print(
+                f"{i + 1:10d} {course_t(k):5d} {sigma:15.3g} {x.std().item():9.3g} {(1 + sigma**2) ** 0.5:6.3g}"
+            )
 
 # %% [markdown]
 # To run the real thing on two processes of your CPU (a few seconds):
