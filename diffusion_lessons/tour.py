@@ -130,7 +130,7 @@ def write_summary(
         intro += " Lesson 05 trained the tiny preset right here."
     if any(s["n"] >= 6 for s in sections):
         intro += (
-            " Lessons 06-08 use the shipped checkpoint `checkpoints/small.pt` (the "
+            " Lessons 06-09 use the shipped checkpoint `checkpoints/small.pt` (the "
             "small preset) for their quality figures."
         )
     md = ["# diffusion-lessons: your tour", "", intro, ""]
