@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[docs,test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[docs,test,diffusers]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -51,6 +51,7 @@ figures: setup
 benchmarks: setup
 	$(BIN)/python benchmarks/training_speed.py --threads 1 2
 	$(BIN)/python benchmarks/time_to_quality.py --run runs/small --per-digit 30
+	$(BIN)/python benchmarks/sampler_quality.py --per-digit 50
 
 docs: setup
 	$(BIN)/mkdocs build --strict --site-dir site

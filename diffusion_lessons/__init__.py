@@ -29,6 +29,7 @@ LESSONS: dict[int, tuple[str, str]] = {
     6: ("lesson06_sampling", "Sampling: DDPM and DDIM"),
     7: ("lesson07_evaluation", "Evaluation: a classifier, a Fréchet distance and CLIP"),
     8: ("lesson08_guidance", "Classifier-free guidance"),
+    9: ("lesson09_going_further", "Going further: diffusers and many processes"),
 }
 
 

@@ -120,14 +120,23 @@ def cmd_train(args) -> int:
         )
         save_samples(out / "samples" / f"step_{step:06d}.png", x.cpu(), labels, nrow=4)
 
-    result = train(
-        cfg,
-        out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        device=args.device,
-        callback=draw_grid,
-    )
+    import os
+
+    if "WORLD_SIZE" in os.environ:  # torchrun: the same loop on N processes (lesson 09)
+        from .distributed import train_distributed
+
+        result = train_distributed(
+            cfg, out, resume=args.resume, device=args.device, callback=draw_grid
+        )
+    else:
+        result = train(
+            cfg,
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            device=args.device,
+            callback=draw_grid,
+        )
     if result["stopped"] == "interrupted":
         return 130
     if result["stopped"] != "finished":

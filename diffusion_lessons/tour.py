@@ -112,6 +112,8 @@ def key_numbers(n: int, result: dict) -> list[tuple[str, str]]:
                     f"({r['frechet_floor']:.1f}), {r['diversity']:.1f}",
                 )
             )
+    elif n == 9:
+        rows += [(k, f"{v:.1e}") for k, v in result["numbers"].items()]
     return rows
 
 
@@ -127,7 +129,7 @@ def write_summary(
         intro += " Lesson 05 trained the tiny preset right here."
     if any(s["n"] >= 6 for s in sections):
         intro += (
-            " Lessons 06-08 use the shipped checkpoint `checkpoints/small.pt` (the "
+            " Lessons 06-09 use the shipped checkpoint `checkpoints/small.pt` (the "
             "small preset) for their quality figures."
         )
     md = ["# diffusion-lessons: your tour", "", intro, ""]

@@ -46,6 +46,7 @@ REGISTRY: dict[int, str] = {
     6: "lesson06",
     7: "lesson07",
     8: "lesson08",
+    9: "lesson09",
 }
 
 
