@@ -25,7 +25,6 @@ lesson02_schedules (make_schedule), lesson04_unet (UNet), data (load_digits).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import socket
 import time
@@ -41,16 +40,18 @@ from .lesson01_forward_noise import q_sample
 from .lesson02_schedules import Schedule, make_schedule
 from .lesson04_unet import UNet, count_parameters
 from .lesson05_training import (
-    CheckpointError,
     TrainConfig,
     batch_indices,
-    config_to_dict,
     drop_labels,
+    ema_snapshot,
     ema_update,
+    fit_to_data,
     learning_rate,
-    load_checkpoint,
     resolve_device,
+    resumable,
+    resume_from,
     save_checkpoint,
+    training_state,
     use_bf16,
 )
 
@@ -148,14 +149,7 @@ def train_distributed(
     )
     out, ckpt = Path(out), Path(out) / "checkpoint.pt"
     x0_all, labels_all = load_digits(cfg.dataset, split="train")
-    if (x0_all.shape[1], x0_all.shape[2]) != (
-        cfg.model.in_channels,
-        cfg.model.image_size,
-    ):
-        model_cfg = dataclasses.replace(
-            cfg.model, in_channels=x0_all.shape[1], image_size=x0_all.shape[2]
-        )
-        cfg = dataclasses.replace(cfg, model=model_cfg)
+    cfg = fit_to_data(cfg, x0_all)
     x0_all = x0_all.to(dev)
     schedule = make_schedule(cfg.schedule, cfg.model.T)
     torch.manual_seed(cfg.seed)
@@ -166,18 +160,13 @@ def train_distributed(
     )
     gen = torch.Generator().manual_seed(cfg.seed)  # the same on every process
     step, losses, seconds = 0, [], 0.0
-    if resume:  # every process reads the one checkpoint
-        state = load_checkpoint(ckpt, expect=cfg)
-        if "optimizer" not in state:
-            raise CheckpointError(
-                f"{ckpt} holds EMA weights only and cannot be resumed."
-            )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
+    if resume:  # every process reads the one checkpoint, checked as in lesson 05
+        state = resumable(ckpt, cfg)
+        # only rank 0 keeps an EMA; the others load it into a copy they then drop
+        keep = ema if ema is not None else copy.deepcopy(model)
+        resume_from(state, ckpt, cfg, model, keep, opt, gen)
         step, losses, seconds = state["step"], list(state["losses"]), state["seconds"]
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
+        if rank == 0:
             print(f"Resuming {ckpt} at step {step}/{cfg.steps} on {nproc} processes.")
     net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     if (
@@ -194,19 +183,9 @@ def train_distributed(
             f"{cfg.batch_size // nproc}, {'bf16 autocast' if bf16 else 'fp32'}."
         )
 
-    def snapshot() -> dict:
-        return {
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": opt.state_dict(),
-            "rng": gen.get_state(),
-            "step": step,
-            "losses": losses,
-            "seconds": seconds,
-            "config": config_to_dict(cfg),
-            "params": count_parameters(model),
-            "processes": nproc,
-        }
+    def snapshot() -> dict:  # lesson 05's checkpoint, plus the number of processes
+        state = training_state(model, ema, opt, gen, step, losses, seconds, cfg)
+        return {**state, "processes": nproc}
 
     stopped, last = "finished", min(cfg.steps, until or cfg.steps)
     try:
@@ -249,12 +228,7 @@ def train_distributed(
                 if step % cfg.sample_every == 0 or step == cfg.steps:
                     save_checkpoint(
                         out / "snapshots" / f"ema_{step:06d}.pt",
-                        {
-                            "ema": ema.state_dict(),
-                            "step": step,
-                            "seconds": seconds,
-                            "config": config_to_dict(cfg),
-                        },
+                        ema_snapshot(ema, step, seconds, cfg),
                     )
                     if callback is not None:
                         callback(step, ema.eval())
