@@ -285,6 +285,24 @@ GOOD = {
             uncond = model(xt, t, torch.full_like(labels, model.config.num_classes))
             return cond + w * (cond - uncond)
     """,
+    9: """
+        def course_t(k):
+            if k != int(k):
+                raise ValueError("whole timesteps only: use timestep_spacing='trailing'")
+            return int(k) + 1
+
+        def guidance_scale(w):
+            return w + 1
+
+        def diffusers_guidance(eps_cond, eps_uncond, s):
+            return s * eps_cond + (1 - s) * eps_uncond
+
+        def shard(batch_size, rank, nproc):
+            if batch_size % nproc != 0:
+                raise ValueError("the batch must split into equal shards")
+            size = batch_size // nproc
+            return slice(rank * size, rank * size + size)
+    """,
 }
 
 # (lesson, what is broken, replace this, by this, {property name: text its message must
