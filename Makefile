@@ -9,7 +9,7 @@ OUT    ?= tour-output
 export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: tour test setup system-deps figures benchmarks docs serve clean
+.PHONY: tour test lint setup system-deps figures benchmarks docs serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,14 @@ tour: setup
 	$(BIN)/mkdocs build --strict --site-dir site
 	@echo "Figures and summary: $(OUT)/   Docs site: site/index.html (or: make serve)"
 
-test: setup system-deps
+test: setup system-deps lint
 	$(BIN)/python -m pytest -q
+
+# The code is read on the site: 88 columns, formatted and linted (ruff, configured in pyproject.toml).
+LINTED := diffusion_lessons tests benchmarks docs/hooks docs/notebooks
+lint: setup
+	$(BIN)/ruff format --check --quiet $(LINTED)
+	$(BIN)/ruff check --quiet $(LINTED)
 
 # Every figure and result file of the docs site, from the shipped checkpoints (about 15 minutes on 2 cores).
 figures: setup
