@@ -54,6 +54,7 @@ from .lesson05_training import (
     training_state,
     use_bf16,
 )
+from .runs import RunFolderError
 
 
 def world() -> tuple[int, int, int]:
@@ -135,6 +136,11 @@ def train_distributed(
     continue later with ``resume``. Returns what ``train`` returns, on every rank.
     """
     rank, nproc, local = world()
+    if (Path(out) / "checkpoint.pt").exists() and not resume:  # every rank refuses
+        raise RunFolderError(
+            f"{out} already holds a training run. Continue it with --resume, or start "
+            "again with a new --out."
+        )
     dev = resolve_device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", local)

@@ -36,6 +36,7 @@ import argparse
 import dataclasses
 import importlib.util
 import inspect
+import tempfile
 import time
 from pathlib import Path
 
@@ -292,9 +293,10 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         threads=1,
         checkpoint_every=1000,
     )
-    single = train(cfg, Path("runs") / "lesson09-1proc", progress=False)["losses"]
-    spawn_local(2, cfg, Path("runs") / "lesson09-2proc")
-    multi = load_checkpoint(Path("runs") / "lesson09-2proc" / "checkpoint.pt")["losses"]
+    with tempfile.TemporaryDirectory() as scratch:  # two throw-away run folders
+        single = train(cfg, Path(scratch) / "one", progress=False)["losses"]
+        spawn_local(2, cfg, Path(scratch) / "two")
+        multi = load_checkpoint(Path(scratch) / "two" / "checkpoint.pt")["losses"]
     numbers["max |loss 1 process - loss 2 processes|"] = max(
         abs(a - b) for a, b in zip(single, multi)
     )

@@ -444,3 +444,14 @@ def test_exercise_properties_hold_for_the_course_and_catch_the_bugs():
     for name, replace in bugs.items():
         with pytest.raises(AssertionError):
             by_name[name].fn(types.SimpleNamespace(**{**vars(impl), **replace}))
+
+
+def test_distributed_run_refuses_a_folder_that_holds_a_run(tmp_path):
+    """As lesson 05's loop does: no silent overwrite of an earlier run."""
+    from diffusion_lessons.distributed import train_distributed
+    from diffusion_lessons.runs import RunFolderError
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"an earlier run")
+    with pytest.raises(RunFolderError, match="--resume"):
+        train_distributed(tiny(2), tmp_path)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"an earlier run"
