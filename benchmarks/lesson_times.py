@@ -44,25 +44,31 @@ def time_lesson(n: int, threads: int) -> float:
         return time.perf_counter() - start
 
 
+def by_number(item) -> int:
+    return int(item[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lessons", default="all", help="e.g. 1-4 (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     args = parser.parse_args()
-    old = json.loads(OUT.read_text()) if OUT.exists() else {"lessons": {}}
-    lessons = old["lessons"]
+    result = json.loads(OUT.read_text()) if OUT.exists() else {"lessons": {}}
     for n in parse_lessons(args.lessons):
         seconds = time_lesson(n, args.threads)
-        lessons[str(n)] = {"title": LESSONS[n][1], "seconds": round(seconds, 1)}
+        result["lessons"][str(n)] = {
+            "title": LESSONS[n][1],
+            "seconds": round(seconds, 1),
+        }
         print(f"lesson {n:02d}: {seconds:6.1f} s", flush=True)
-    result = {
-        "command": "python benchmarks/lesson_times.py",
-        "date": date.today().isoformat(),
-        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, no GPU",
-        "threads": args.threads,
-        "lessons": dict(sorted(lessons.items(), key=lambda kv: int(kv[0]))),
-    }
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+        result.update(
+            command="python benchmarks/lesson_times.py",
+            date=date.today().isoformat(),
+            machine=f"{os.cpu_count()} CPU cores ({platform.machine()}), no GPU",
+            threads=args.threads,
+        )
+        result["lessons"] = dict(sorted(result["lessons"].items(), key=by_number))
+        OUT.write_text(json.dumps(result, indent=1) + "\n")  # after each lesson
     print(f"wrote {OUT}")
 
 

@@ -806,7 +806,10 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     """The arguments of ``diffusion-lessons check``: N [FILE] [--json OUT] [--template
     DEST] [--list] [--timeout S] [--batch DIR [--out DIR]].
     """
-    parser.add_argument("lesson", type=int, help="lesson number (1-8)")
+    lessons = sorted(registry.REGISTRY)
+    parser.add_argument(
+        "lesson", type=int, help=f"lesson number ({lessons[0]}-{lessons[-1]})"
+    )
     parser.add_argument("file", nargs="?", help="your .py file (a filled-in template)")
     parser.add_argument(
         "--json",

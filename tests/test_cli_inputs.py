@@ -462,7 +462,7 @@ CASES = [
     ("label -1", "evaluate --samples minus.npz --clip none", None),
     ("label 10", "evaluate --samples ten.npz --clip none", None),
     ("no samples per digit", "evaluate --per-digit 0", None),
-    ("a lesson that does not exist", "run 9", None),
+    ("a lesson that does not exist", "run 99", None),
 ]
 
 BEGIN, END = "<!-- cli-errors:begin -->", "<!-- cli-errors:end -->"
