@@ -830,8 +830,8 @@ def test_copy_template(tmp_path):
     assert copy_template(1, tmp_path / "sub" / "my_forward.py").exists()
     with pytest.raises(ValueError, match=r"\.py"):
         copy_template(1, tmp_path / "notes.txt")
-    with pytest.raises(ValueError, match="No exercise for lesson 9"):
-        copy_template(9, tmp_path)
+    with pytest.raises(ValueError, match="No exercise for lesson 99"):
+        copy_template(99, tmp_path)
 
 
 def test_list_properties_names_every_property():
