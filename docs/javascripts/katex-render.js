@@ -92,6 +92,18 @@
     document.querySelectorAll(".md-typeset .katex-display").forEach(function (display) {
       display.classList.toggle("eq-scrolls", display.scrollWidth > display.clientWidth + 1);
     });
+    // An inline formula cannot break at commas: one wider than its paragraph (a phone) gets
+    // its own small scroll box instead of widening the page.
+    document.querySelectorAll(".md-typeset span.arithmatex").forEach(function (span) {
+      var block = span.parentElement;
+      while (block && getComputedStyle(block).display.indexOf("inline") === 0) {
+        block = block.parentElement;
+      }
+      span.classList.remove("katex-inline-wide");
+      if (block && span.getBoundingClientRect().width > block.clientWidth + 1) {
+        span.classList.add("katex-inline-wide");
+      }
+    });
   }
 
   function render(root) {
