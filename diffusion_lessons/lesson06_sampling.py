@@ -319,12 +319,16 @@ def compare_samplers(
 
 
 def fig_samplers(results: list[tuple[str, torch.Tensor, float]], per_row: int = 10):
-    """One grid per sampler, two grids side by side: each column is a digit class."""
+    """One grid per sampler, two grids side by side: each column is a digit class.
+
+    The titles name the sampler only: the times (the third entry of each result) are
+    printed by ``run`` and depend on the machine, the images do not.
+    """
     cols = 2
     nrows = -(-len(results) // cols)
     fig, axes = new_figure(nrows, cols, size=(6.8, 2.0 * nrows + 0.2))
     axes = np.atleast_1d(axes).ravel()
-    for ax, (name, x, sec) in zip(axes, results):
+    for ax, (name, x, _sec) in zip(axes, results):
         # labels come as 0,0,...,1,1,...: reorder so that column j holds digit j
         per_class = len(x) // per_row
         by_column = x.reshape(per_row, per_class, *x.shape[1:]).transpose(0, 1)
@@ -332,7 +336,7 @@ def fig_samplers(results: list[tuple[str, torch.Tensor, float]], per_row: int = 
             ax,
             by_column.reshape(x.shape),
             nrow=per_row,
-            title=f"{name}: {sec:.1f} s for {len(x)} digits",
+            title=f"{name}, {len(x)} digits",
         )
     for ax in axes[len(results) :]:
         ax.set_axis_off()
