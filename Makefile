@@ -9,7 +9,7 @@ OUT    ?= tour-output
 export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: tour test lint setup system-deps figures benchmarks docs serve clean
+.PHONY: tour test lint setup system-deps figures benchmarks docs docs-instructor serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,11 +59,15 @@ benchmarks: setup
 	$(BIN)/python benchmarks/time_to_quality.py --run runs/small --per-digit 30
 	$(BIN)/python benchmarks/sampler_quality.py --per-digit 50
 
+# The student site (no answer key) into site/, and the instructor site (with it) into site-instructor/.
 docs: setup
 	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-instructor: setup
+	$(BIN)/mkdocs build --strict -f mkdocs-instructor.yml --site-dir site-instructor
 
 serve: setup
 	$(BIN)/mkdocs serve
 
 clean:
-	rm -rf site $(OUT) .pytest_cache .hypothesis
+	rm -rf site site-instructor $(OUT) .pytest_cache .hypothesis

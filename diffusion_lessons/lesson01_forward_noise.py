@@ -264,7 +264,10 @@ def fig_chain_vs_closed_form(
     # (1, 1, 1, 1): the chain acts on each pixel alone
     pixel = x0[:1, :1, r : r + 1, c : c + 1]
     chain, closed = chain_vs_closed_form(pixel, schedule, steps, n=n, seed=seed)
-    fig, axes = new_figure(1, len(steps), size=(3.0 * len(steps), 2.6))
+    cols = 2
+    rows = -(-len(steps) // cols)
+    fig, axes = new_figure(rows, cols, size=(6.8, 2.3 * rows + 0.2))
+    axes = axes.ravel()
     for ax, t, a, b in zip(axes, steps, chain, closed):
         ab = schedule.alpha_bar[t].item()
         ax.hist(
@@ -289,6 +292,9 @@ def fig_chain_vs_closed_form(
         )
         ax.set_xlabel("pixel value")
     axes[0].legend(loc="upper left", fontsize=8)
+    for ax in axes[len(steps) :]:
+        ax.set_axis_off()
+    fig.tight_layout()
     return fig
 
 

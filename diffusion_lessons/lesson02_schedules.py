@@ -162,8 +162,10 @@ def log_snr(schedule: Schedule) -> torch.Tensor:
 
 
 def fig_schedules(schedules: list[Schedule]):
-    """alpha_bar_t, beta_t and log-SNR(t) of each schedule against t/T."""
-    fig, axes = new_figure(1, 3, size=(13, 3.4))
+    """alpha_bar_t, beta_t and log-SNR(t) of each schedule against t/T, one above the
+    other.
+    """
+    fig, axes = new_figure(3, 1, size=(6.8, 6.6), sharex=True)
     for sch in schedules:
         frac = torch.arange(1, sch.T + 1) / sch.T
         axes[0].plot(frac, sch.alpha_bar[1:], label=sch.name)
@@ -174,9 +176,9 @@ def fig_schedules(schedules: list[Schedule]):
     axes[1].set_yscale("log")
     axes[2].set_title(r"log-SNR$(t)$")
     axes[2].axhline(0, color="k", lw=0.8, ls=":")
-    for ax in axes:
-        ax.set_xlabel("t / T")
+    axes[-1].set_xlabel("t / T")
     axes[0].legend()
+    fig.tight_layout()
     return fig
 
 
@@ -192,7 +194,7 @@ def fig_progression_by_schedule(
         steps = [round(i * sch.T / (n_cols - 1)) for i in range(n_cols)]
         # (n_cols, C, H, W)
         rows.append(torch.cat([q_sample(x0, t, sch, eps=eps) for t in steps]))
-    fig, ax = new_figure(size=(1.1 * n_cols + 0.8, 1.25 * len(schedules)))
+    fig, ax = new_figure(size=(0.7 * n_cols + 0.9, 0.8 * len(schedules) + 0.5))
     show_images(
         ax,
         torch.cat(rows),

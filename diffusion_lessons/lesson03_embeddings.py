@@ -280,7 +280,7 @@ def fig_time_similarity(T: int = 1000, dim: int = 64):
     t = torch.arange(1, T + 1)
     sim = cosine_similarity_matrix(sinusoidal_embedding(t, dim))  # (T, T)
     fig, (ax0, ax1) = new_figure(
-        1, 2, size=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.3], "wspace": 0.35}
+        2, 1, size=(6.4, 7.6), gridspec_kw={"height_ratios": [1.25, 1], "hspace": 0.4}
     )
     im = ax0.imshow(
         sim.numpy(),
@@ -331,7 +331,7 @@ def fig_without_time(
         rows["knows t"].append((xt - math.sqrt(1 - ab) * eps) / math.sqrt(ab))
         rows["time-blind"].append((xt - c_star * eps) / math.sqrt(1 - c_star**2))
     fig, (ax_img, ax) = new_figure(
-        1, 2, size=(12, 4.2), gridspec_kw={"width_ratios": [1.25, 1], "wspace": 0.25}
+        2, 1, size=(6.8, 7.6), gridspec_kw={"height_ratios": [1.1, 1], "hspace": 0.3}
     )
     show_images(
         ax_img,

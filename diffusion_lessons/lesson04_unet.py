@@ -341,13 +341,13 @@ def shape_table(model: UNet, batch: int = 1) -> list[tuple[str, tuple]]:
 
 
 def fig_architecture(config: UNetConfig = UNetConfig()):
-    """Boxes for the blocks with their output shapes, laid out as a U (height =
-    resolution); green = skips.
+    """Boxes for the blocks with their output shapes, top to bottom in the order they
+    run, shifted right by resolution level (a U on its side); green = skips.
     """
     from matplotlib.patches import FancyBboxPatch
 
     rows = shape_table(UNet(config))[1:]
-    fig, ax = new_figure(size=(1.1 * len(rows) + 0.5, 1.4 * len(config.channels) + 1.4))
+    fig, ax = new_figure(size=(6.4, 0.42 * len(rows) + 0.6))
     # the blocks that get e_t and e_y
     colors = {
         "down": "#cfe3f5",
@@ -355,18 +355,19 @@ def fig_architecture(config: UNetConfig = UNetConfig()):
         "up": "#f7dcc3",
     }
     labels = {"stem": "stem conv", "head": "head", "mid": "bottleneck"}
+    column, width, height = 1.15, 1.6, 0.72  # data units: one row = 1
     pos = {}
     for i, (name, shape) in enumerate(rows):
         level = (
             config.image_size // shape[-1]
         ).bit_length() - 1  # H = image_size / 2^level
-        pos[name] = (i, -level - (0.8 if name == "mid" else 0))
+        pos[name] = (0.9 + level * column, -i)
         x, y = pos[name]
         ax.add_patch(
             FancyBboxPatch(
-                (x - 0.46, y - 0.3),
-                0.92,
-                0.6,
+                (x - width / 2, y - height / 2),
+                width,
+                height,
                 boxstyle="round,pad=0.02",
                 lw=0.8,
                 ec="0.3",
@@ -374,64 +375,72 @@ def fig_architecture(config: UNetConfig = UNetConfig()):
             )
         )
         ax.text(
-            x, y + 0.1, labels.get(name, name), ha="center", va="center", fontsize=7
+            x - width / 2 + 0.07,
+            y,
+            labels.get(name, name),
+            ha="left",
+            va="center",
+            fontsize=8.5,
         )
         ax.text(
-            x,
-            y - 0.13,
+            x + width / 2 - 0.07,
+            y,
             "x".join(map(str, shape[1:])),
-            ha="center",
+            ha="right",
             va="center",
-            fontsize=7,
+            fontsize=8,
             family="monospace",
         )
         if i:  # the data flow from the previous block
+            px, py = pos[rows[i - 1][0]]
             ax.annotate(
                 "",
-                (x - 0.47, y),
-                (x - 0.53, pos[rows[i - 1][0]][1]),
+                (x, y + height / 2),
+                (px, py - height / 2),
                 arrowprops={"arrowstyle": "->", "lw": 0.8},
             )
     if config.use_skips:
         for l in range(len(config.channels)):
-            (x0, y0), (x1, _) = (
+            (x0, y0), (x1, y1) = (
                 pos[f"down.{l}.{config.blocks_per_level - 1}"],
                 pos[f"up.{l}.0"],
             )
             ax.annotate(
                 "",
-                (x1, y0 + 0.32),
-                (x0, y0 + 0.32),
+                (x1 - width / 2, y1),
+                (x0 - width / 2, y0),
                 arrowprops={
                     "arrowstyle": "->",
                     "color": "tab:green",
                     "lw": 1.2,
-                    "connectionstyle": "arc3,rad=-0.1",
+                    "connectionstyle": "arc3,rad=0.25",
                 },
             )
-            ax.text(
-                (x0 + x1) / 2,
-                y0 + 0.36 + 0.05 * (x1 - x0),
-                "skip: concatenate (eq. 4.4)",
-                color="tab:green",
-                ha="center",
-                va="bottom",
-                fontsize=7,
-            )
+        ax.text(
+            0.05,
+            (pos["down.0.0"][1] + pos["up.0.0"][1]) / 2,
+            "skip: concatenate (eq. 4.4)",
+            color="tab:green",
+            rotation=90,
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
     ax.text(
-        -0.5,
-        pos["mid"][1],
-        "blue / purple / orange: residual blocks,\neach gets t and y by eq. 4.3\n"
-        "grey: stem, resampling and head",
-        fontsize=7.5,
-        va="center",
+        0.9 + width / 2 + 0.15,
+        -len(rows) + 3.4,
+        "blue, purple, orange: residual\nblocks, each gets t and y (eq. 4.3)\n"
+        "grey: stem, resampling, head\ngreen: skip connections",
+        fontsize=8.5,
+        va="top",
     )
-    ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_ylim(pos["mid"][1] - 0.5, 0.4 + 0.05 * len(rows))
+    ax.set_xlim(-0.35, 0.9 + (len(config.channels) - 1) * column + width / 2 + 0.05)
+    ax.set_ylim(-len(rows) + 0.4, 0.5)
     ax.set_axis_off()
     ax.set_title(
-        f"U-Net {config.channels}: block name and output C x H x W, read from "
-        "shape_table()"
+        f"U-Net {config.channels}: block name and output C x H x W,\n"
+        "read from shape_table()",
+        fontsize=10,
     )
     return fig
 

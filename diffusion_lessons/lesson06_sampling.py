@@ -279,27 +279,21 @@ def fig_denoising(traj: list[dict], T: int, n: int = 8):
 
 
 def save_reverse_gif(
-    traj: list[dict], path: str | Path, frames: int = 40, nrow: int = 10
+    traj: list[dict], path: str | Path, frames: int = 40, nrow: int = 5, scale: int = 2
 ) -> Path:
-    """An animated GIF of the reverse process: x_t on the left, predicted x0 on the
-    right.
+    """An animated GIF of the reverse process: x_t above, the predicted x0 below, each
+    a grid of ``nrow`` digits per row, every pixel drawn ``scale`` times larger.
     """
     from PIL import Image
 
     shown = pick(traj, frames)
     pics = []
     for e in shown:
-        both = torch.cat(
-            [
-                image_grid(e["xt"], nrow),
-                torch.ones(image_grid(e["xt"], nrow).shape[0], 6),
-                image_grid(e["x0_pred"], nrow),
-            ],
-            dim=1,
-        )
+        top, bottom = image_grid(e["xt"], nrow), image_grid(e["x0_pred"], nrow)
+        both = torch.cat([top, torch.ones(8, top.shape[1]), bottom], dim=0)
         pics.append(
             Image.fromarray((both.numpy() * 255).astype(np.uint8)).resize(
-                (both.shape[1] * 2, both.shape[0] * 2), Image.NEAREST
+                (both.shape[1] * scale, both.shape[0] * scale), Image.NEAREST
             )
         )
     path = Path(path)
@@ -309,6 +303,7 @@ def save_reverse_gif(
         append_images=pics[1:] + [pics[-1]] * 10,
         duration=80,
         loop=0,
+        comment=f"DigitTilePx={traj[0]['xt'].shape[-1] * scale}",
     )
     return path
 
@@ -340,19 +335,38 @@ def compare_samplers(
 
 
 def fig_samplers(results: list[tuple[str, torch.Tensor, float]], per_row: int = 10):
-    fig, axes = new_figure(1, len(results), size=(3.2 * len(results), 3.6))
-    for ax, (name, x, sec) in zip(np.atleast_1d(axes), results):
+    """One grid per sampler, two grids side by side: each column is a digit class.
+
+    The titles name the sampler only: the times (the third entry of each result) are
+    printed by ``run`` and depend on the machine, the images do not.
+    """
+    cols = 2
+    nrows = -(-len(results) // cols)
+    fig, axes = new_figure(nrows, cols, size=(6.8, 2.0 * nrows + 0.2))
+    axes = np.atleast_1d(axes).ravel()
+    for ax, (name, x, _sec) in zip(axes, results):
+        # labels come as 0,0,...,1,1,...: reorder so that column j holds digit j
+        per_class = len(x) // per_row
+        by_column = x.reshape(per_row, per_class, *x.shape[1:]).transpose(0, 1)
         show_images(
-            ax, x, nrow=per_row, title=f"{name}\n{sec:.1f} s for {len(x)} digits"
+            ax,
+            by_column.reshape(x.shape),
+            nrow=per_row,
+            title=f"{name}, {len(x)} digits",
         )
+    for ax in axes[len(results) :]:
+        ax.set_axis_off()
+    fig.tight_layout(h_pad=0.6, w_pad=1.0)
     return fig
 
 
 def fig_clipping(
     model, schedule: Schedule, labels: torch.Tensor, steps: int = 50, seed: int = 0
 ):
-    """The same noise sampled with and without clipping x0_pred to [-1, 1]."""
-    fig, axes = new_figure(1, 2, size=(7, 3.6))
+    """The same noise sampled with and without clipping x0_pred to [-1, 1] (one grid
+    above the other, so that each column compares the same start).
+    """
+    fig, axes = new_figure(2, 1, size=(6.8, 3.9))
     for ax, clip in zip(axes, (True, False)):
         x = sample(
             model,
@@ -362,7 +376,11 @@ def fig_clipping(
             clip_x0=clip,
             generator=torch.Generator().manual_seed(seed),
         )
-        show_images(ax, x, title=f"clip x0_pred: {clip}")
+        # labels come as 0,0,1,1,...: reorder so that column j holds digit j
+        per_class = len(x) // 10
+        x = x.reshape(10, per_class, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
+        show_images(ax, x, nrow=10, title=f"clip x0_pred: {clip}")
+    fig.tight_layout(h_pad=0.8)
     return fig
 
 

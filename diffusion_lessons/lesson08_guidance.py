@@ -156,9 +156,11 @@ def fig_sweep(samples: dict, per_digit: int = 1, digits: int = 10):
 def fig_tradeoff(
     rows: list[dict], real_diversity: float | None = None, title: str = ""
 ):
-    """Accuracy, Fréchet distance and within-class diversity against w."""
+    """Accuracy, Fréchet distance and within-class diversity against w, one above the
+    other.
+    """
     ws = [r["w"] for r in rows]
-    fig, axes = new_figure(1, 3, size=(13, 3.4))
+    fig, axes = new_figure(3, 1, size=(6.8, 6.6), sharex=True)
     axes[0].plot(ws, [100 * r["accuracy"] for r in rows], "o-", color=DIGIT_COLORS[0])
     axes[0].set_ylabel("classifier accuracy (%)")
     axes[1].plot(
@@ -183,9 +185,9 @@ def fig_tradeoff(
         axes[2].axhline(real_diversity, color="k", ls=":", label="real held-out digits")
         axes[2].legend(fontsize=8)
     axes[2].set_ylabel("within-class diversity")
-    for ax in axes:
-        ax.set_xlabel("guidance weight w")
+    axes[-1].set_xlabel("guidance weight w")
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return fig
 
 

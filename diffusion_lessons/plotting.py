@@ -5,6 +5,12 @@ The model works on images in [-1, 1]; people look at images in [0, 1]. ``to_unit
 ``from_unit`` are the only conversions in the package, so a figure can never show the
 wrong range. Figures are saved without timestamps or software metadata, so the same seed
 gives the same bytes.
+
+Every figure records how it will read on the page: ``savefig`` writes the size of its
+smallest text and of its smallest digit tile, in image pixels, into the PNG
+(``MinFontPx``, ``DigitTilePx``). The site's browser test scales them by the size at
+which the image is shown and checks them against the body's small print (about 10 px)
+and a legible digit (24 px).
 """
 
 from __future__ import annotations
@@ -88,13 +94,14 @@ def show_images(
     """Draw a grid of model-range images (B, C, H, W) on a matplotlib axis, optionally
     labelling columns and rows.
     """
-    ax.imshow(
+    im = ax.imshow(
         image_grid(images, nrow=nrow, padding=padding).numpy(),
         cmap="gray",
         vmin=0,
         vmax=1,
         interpolation="nearest",
     )
+    im.digit_tile = images.shape[-1]  # pixels per digit in the grid (see savefig)
     ax.set_axis_off()
     cell_h, cell_w = images.shape[-2] + padding, images.shape[-1] + padding
     for j, label in enumerate(col_labels or []):
@@ -126,10 +133,54 @@ def new_figure(
     return plt.subplots(nrows, ncols, figsize=size, **kwargs)
 
 
+def legibility(fig) -> dict[str, str]:
+    """Sizes, in pixels of the saved image, of the figure's smallest drawn text and of
+    its smallest digit tile (grids drawn by ``show_images``).
+    """
+    from matplotlib.image import AxesImage
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    dpi = plt.rcParams["savefig.dpi"]
+    dpi = fig.dpi if dpi == "figure" else float(dpi)
+    hidden = set()  # tick labels of axes that are switched off are never drawn
+    for ax in fig.axes:
+        if not ax.axison:
+            hidden.update(ax.get_xticklabels(which="both"))
+            hidden.update(ax.get_yticklabels(which="both"))
+    sizes = [
+        t.get_fontsize()
+        for t in fig.findobj(Text)
+        if t.get_visible()
+        and t.get_text().strip()
+        and t not in hidden
+        and t.get_window_extent(renderer).overlaps(fig.bbox)
+    ]
+    out = {}
+    if sizes:
+        out["MinFontPx"] = f"{min(sizes) * dpi / 72:.1f}"
+    tiles = [
+        im.get_window_extent(renderer).width
+        / im.get_array().shape[1]
+        * im.digit_tile
+        * dpi
+        / fig.dpi
+        for im in fig.findobj(AxesImage)
+        if getattr(im, "digit_tile", None)
+    ]
+    if tiles:
+        out["DigitTilePx"] = f"{min(tiles):.1f}"
+    return out
+
+
 def savefig(fig, path: str | Path) -> Path:
-    """Save ``fig`` as a deterministic PNG (no metadata), close it, return the path."""
+    """Save ``fig`` as a deterministic PNG (no software or time metadata, only
+    ``legibility``), close it, return the path.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    metadata = {"Software": None, **legibility(fig)}
+    fig.savefig(path, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
     return path

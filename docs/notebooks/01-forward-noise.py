@@ -23,7 +23,7 @@
 # 5. measure *when* each digit stops being recognisable, with a simple template-matching observer.
 #
 # Everything here is the package's own code: `diffusion_lessons.lesson01_forward_noise`.
-# Download this notebook with the button at the top of the page, or open the `.py` file with Jupyter
+# Download this notebook with the link at the top of the page, or open the `.py` file with Jupyter
 # (via jupytext) and run it yourself.
 
 # %%
@@ -37,9 +37,17 @@ from diffusion_lessons.lesson01_forward_noise import (
 )
 from diffusion_lessons.plotting import new_figure, show_images
 
-# The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
+# %% tags=["setup"]
+# Set-up, not shown on the site: figures inline (the package's plotting module selects
+# matplotlib's file backend, Agg), one CPU thread, and no notice from tqdm that
+# ipywidgets is absent.
 # %matplotlib inline
 torch.set_num_threads(1)
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+# %%
 # the DDPM schedule: beta from 1e-4 to 0.02 over T = 1000 steps
 schedule = linear_schedule(1000)
 print(

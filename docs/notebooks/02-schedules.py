@@ -33,9 +33,17 @@ from diffusion_lessons.lesson01_forward_noise import q_sample
 from diffusion_lessons.lesson02_schedules import SCHEDULES, log_snr, make_schedule
 from diffusion_lessons.plotting import DIGIT_COLORS, new_figure
 
-# The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
+# %% tags=["setup"]
+# Set-up, not shown on the site: figures inline (the package's plotting module selects
+# matplotlib's file backend, Agg), one CPU thread, and no notice from tqdm that
+# ipywidgets is absent.
 # %matplotlib inline
 torch.set_num_threads(1)
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+# %%
 T = 1000
 # linear, cosine, sigmoid
 schedules = {name: make_schedule(name, T) for name in SCHEDULES}

@@ -46,9 +46,17 @@ from diffusion_lessons.lesson04_unet import (
 )
 from diffusion_lessons.plotting import new_figure
 
-# The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
+# %% tags=["setup"]
+# Set-up, not shown on the site: figures inline (the package's plotting module selects
+# matplotlib's file backend, Agg), one CPU thread, and no notice from tqdm that
+# ipywidgets is absent.
 # %matplotlib inline
 torch.set_num_threads(1)
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+# %%
 torch.manual_seed(0)
 config = UNetConfig()  # the defaults are the `small` preset
 model = UNet(config)

@@ -30,12 +30,8 @@
 
 # %%
 import math
-import warnings
 
 import torch
-
-# tqdm.auto (used by the training loop) warns inside Jupyter when ipywidgets is absent; the course keeps ipywidgets out
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson01_forward_noise import q_sample
@@ -52,9 +48,17 @@ from diffusion_lessons.lesson05_training import (
 from diffusion_lessons.lesson06_sampling import SHIPPED
 from diffusion_lessons.plotting import new_figure
 
-# The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
+# %% tags=["setup"]
+# Set-up, not shown on the site: figures inline (the package's plotting module selects
+# matplotlib's file backend, Agg), one CPU thread, and no notice from tqdm that
+# ipywidgets is absent.
 # %matplotlib inline
 torch.set_num_threads(1)
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+# %%
 state = load_checkpoint(SHIPPED)
 cfg = config_from_dict(state["config"])
 # EMA weights, eval mode, the cosine schedule

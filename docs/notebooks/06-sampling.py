@@ -25,12 +25,8 @@
 
 # %%
 import time
-import warnings
 
 import torch
-
-# tqdm.auto (used by the training loop) warns inside Jupyter when ipywidgets is absent; the course keeps ipywidgets out
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained, use_bf16
@@ -43,9 +39,17 @@ from diffusion_lessons.lesson06_sampling import (
 )
 from diffusion_lessons.plotting import new_figure, show_images
 
-# The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
+# %% tags=["setup"]
+# Set-up, not shown on the site: figures inline (the package's plotting module selects
+# matplotlib's file backend, Agg), one CPU thread, and no notice from tqdm that
+# ipywidgets is absent.
 # %matplotlib inline
 torch.set_num_threads(1)
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+# %%
 # EMA weights, eval mode, and the schedule it was trained with
 model, schedule, cfg = load_trained(SHIPPED)
 print(f"{SHIPPED.name}: preset small, schedule {cfg.schedule}, T = {schedule.T}")

@@ -30,10 +30,6 @@
 
 # %%
 import json
-import warnings
-
-# tqdm's notebook bar needs ipywidgets; not used here
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 import open_clip
 import torch
@@ -57,9 +53,17 @@ from diffusion_lessons.lesson07_evaluation import (
 )
 from diffusion_lessons.plotting import new_figure, show_images
 
-# The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
+# %% tags=["setup"]
+# Set-up, not shown on the site: figures inline (the package's plotting module selects
+# matplotlib's file backend, Agg), one CPU thread, and no notice from tqdm that
+# ipywidgets is absent.
 # %matplotlib inline
 torch.set_num_threads(1)
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+# %%
 classifier = load_classifier()  # checkpoints/classifier.pt
 # checkpoints/clip-digits.pt: hub weights cannot be downloaded offline
 clip = load_clip("digit-clip")

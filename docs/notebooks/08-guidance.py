@@ -28,12 +28,8 @@
 
 # %%
 import time
-import warnings
 
 import torch
-
-# tqdm.auto (imported by lesson 05) warns inside Jupyter when ipywidgets is absent; the course keeps ipywidgets out
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson01_forward_noise import q_sample
@@ -43,9 +39,17 @@ from diffusion_lessons.lesson07_evaluation import load_classifier, predict_proba
 from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel, guided_eps
 from diffusion_lessons.plotting import new_figure, show_images
 
-# The package's plotting module selects matplotlib's file backend (Agg); show figures inline here:
+# %% tags=["setup"]
+# Set-up, not shown on the site: figures inline (the package's plotting module selects
+# matplotlib's file backend, Agg), one CPU thread, and no notice from tqdm that
+# ipywidgets is absent.
 # %matplotlib inline
 torch.set_num_threads(1)
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+# %%
 model, schedule, cfg = load_trained(SHIPPED)  # EMA weights, eval mode
 null = model.config.num_classes  # the label of ∅
 print(
