@@ -623,9 +623,8 @@ def test_student_site_has_no_answer_key(site, instructor_site):
         for name in ("search/search_index.json", "sitemap.xml"):
             assert path not in (site / name).read_text(encoding="utf-8"), name
     guide = (instructor_site / "instructors" / "index.html").read_text(encoding="utf-8")
-    assert (
-        'href="../answer-key/' in guide
-    )  # the instructor guide's links stay live there
+    # the instructor guide's links stay live there
+    assert re.search(r'href="(\.\./)?answer-key/', guide)
 
 
 # TeX that a reader should never see in a search preview.
