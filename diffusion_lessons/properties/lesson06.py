@@ -79,7 +79,7 @@ def x0_pred_inverts_q_sample(impl):
         t = data.draw(st.integers(1, T), label="t")
         s = data.draw(st.integers(0, t - 1), label="s")
         eta, clip = (
-            data.draw(st.sampled_from([0.0, 1.0]), label="eta"),
+            data.draw(st.floats(0.0, 1.0), label="eta"),
             data.draw(st.booleans(), label="clip_x0"),
         )
         sch, x0, eps, xt = _reverse_case(name, T, t, s, seed=t)
