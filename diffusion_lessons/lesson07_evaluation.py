@@ -278,6 +278,25 @@ def frechet_floor(
     return frechet_distance(*feature_stats(classifier, real[pick]), mu_r, sigma_r), n
 
 
+def background_haze(
+    images: torch.Tensor, ink: float = 0.5, margin: int = 2, level: float = 0.02
+) -> dict:
+    """How grey the background is, for images (N, 1, H, W) in [-1, 1].
+
+    Background = pixels more than ``margin`` px (Chebyshev) from any pixel above
+    ``ink`` (display scale [0, 1]). Returns the background's mean value and the share of
+    its pixels above ``level``; real MNIST backgrounds are exactly 0.
+    """
+    x = to_unit(images.float())  # (N, 1, H, W) in [0, 1]
+    near_ink = F.max_pool2d((x > ink).float(), 2 * margin + 1, 1, margin) > 0
+    bg = x[~near_ink]  # (M,) background pixels of every image
+    return {
+        "mean": bg.mean().item() if len(bg) else float("nan"),
+        "above": (bg > level).float().mean().item() if len(bg) else float("nan"),
+        "level": level,
+    }
+
+
 def rerank(
     candidates: torch.Tensor, scores: torch.Tensor, keep: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
