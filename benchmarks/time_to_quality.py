@@ -5,9 +5,12 @@ Run:  .venv/bin/python benchmarks/time_to_quality.py --run runs/small [--train]
 
 With --train it first trains the preset into --run (exactly `diffusion-lessons train
 --preset P --dataset mnist-5k --out RUN`). Then, for every EMA snapshot the run saved,
-it draws 50 digits of each class (DDIM, 50 steps, seed 0) without guidance and with the
-recommended guidance weight, and reads them with the course's classifier
-(checkpoints/classifier.pt). Writes benchmarks/results/time_to_quality_<preset>.md,
+it draws ``--per-digit`` digits of each class (DDIM, 50 steps, seed 0) without guidance
+and with the recommended guidance weight, reads them with the course's classifier
+(checkpoints/classifier.pt), and measures the guided samples' Fréchet distance to the
+1,000 held-out digits beside its floor at the same n (benchmarks/recipe/quality.py).
+Writes benchmarks/results/time_to_quality_<preset>.md and .json (per-class accuracy,
+the mean training loss of the 50 steps before each snapshot),
 docs/figures/05_time_to_quality.png and the quality-over-training grid
 docs/figures/05_quality_over_training.png (same noise in every row).
 """
@@ -15,18 +18,29 @@ docs/figures/05_quality_over_training.png (same noise in every row).
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 import torch
 
-from diffusion_lessons.cli import main as cli
-from diffusion_lessons.lesson02_schedules import make_schedule
-from diffusion_lessons.lesson04_unet import UNet
-from diffusion_lessons.lesson05_training import config_from_dict
-from diffusion_lessons.lesson06_sampling import digit_labels, sample
-from diffusion_lessons.lesson07_evaluation import classifier_report, load_classifier
-from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel
-from diffusion_lessons.plotting import new_figure, savefig, show_images
+sys.path.insert(0, str(Path(__file__).resolve().parent / "recipe"))
+from quality import frechet_floor_heldout  # noqa: E402
+
+from diffusion_lessons.cli import main as cli  # noqa: E402
+from diffusion_lessons.data import load_digits  # noqa: E402
+from diffusion_lessons.lesson02_schedules import make_schedule  # noqa: E402
+from diffusion_lessons.lesson04_unet import UNet  # noqa: E402
+from diffusion_lessons.lesson05_training import config_from_dict  # noqa: E402
+from diffusion_lessons.lesson06_sampling import digit_labels, sample  # noqa: E402
+from diffusion_lessons.lesson07_evaluation import (
+    classifier_report,
+    feature_stats,
+    frechet_distance,
+    load_classifier,
+)  # noqa: E402
+from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel  # noqa: E402
+from diffusion_lessons.plotting import new_figure, savefig, show_images  # noqa: E402
 
 
 def load_snapshot(path: Path):
@@ -63,10 +77,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     classifier = load_classifier()
     labels = digit_labels("0123456789", args.per_digit)
-    rows, grid = [], []
+    reference = feature_stats(classifier, load_digits("mnist-5k", "test")[0])
+    floor, floor_n = frechet_floor_heldout(
+        classifier, load_digits("mnist-5k", "train")[0], reference, len(labels)
+    )
+    losses = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)[
+        "losses"
+    ]
+    rows, grid, details = [], [], []
     for path in sorted((run / "snapshots").glob("ema_*.pt")):
         model, schedule, state = load_snapshot(path)
-        accs = []
+        accs, reports = [], []
         for w in (0.0, RECOMMENDED_W):
             x = sample(
                 GuidedModel(model, w),
@@ -75,7 +96,23 @@ def main() -> None:
                 steps=50,
                 generator=torch.Generator().manual_seed(0),
             )
-            accs.append(classifier_report(classifier, x, labels)["accuracy"])
+            reports.append(classifier_report(classifier, x, labels))
+            accs.append(reports[-1]["accuracy"])
+        step = state["step"]
+        details.append(
+            {
+                "step": step,
+                "minutes": state["seconds"] / 60,
+                "loss_50": sum(losses[step - 50 : step]) / 50,
+                "accuracy_w0": accs[0],
+                "accuracy_guided": accs[1],
+                "per_class_w0": reports[0]["per_class"],
+                "per_class_guided": reports[1]["per_class"],
+                "fd_guided": frechet_distance(
+                    *feature_stats(classifier, x), *reference
+                ),
+            }
+        )
         grid.append(
             sample(
                 model,
@@ -94,20 +131,29 @@ def main() -> None:
     out = Path("benchmarks/results") / f"time_to_quality_{args.preset}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     table = [
-        "| step | training time (min) | accuracy, w = 0 | accuracy, w = "
-        f"{RECOMMENDED_W:g} |",
-        "|---:|---:|---:|---:|",
+        "| step | training time (min) | mean loss, last 50 steps | accuracy, w = 0 | "
+        f"accuracy, w = {RECOMMENDED_W:g} | Fréchet distance, w = {RECOMMENDED_W:g} |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     table += [
-        f"| {s} | {sec / 60:.1f} | {a0:.1%} | {a1:.1%} |" for s, sec, a0, a1 in rows
+        f"| {d['step']:,} | {d['minutes']:.1f} | {d['loss_50']:.4f} | "
+        f"{d['accuracy_w0']:.1%} | {d['accuracy_guided']:.1%} | {d['fd_guided']:.1f} |"
+        for d in details
     ]
     table.append(
-        f"\n*{args.per_digit * 10} samples per row (DDIM 50 steps, seed 0), read by "
-        "checkpoints/classifier.pt; "
-        f"preset {args.preset}, {args.threads} CPU threads, run {run}. Made by "
-        "`benchmarks/time_to_quality.py`.*"
+        f"\n*{len(labels)} samples per row (DDIM 50 steps, seed 0), read by "
+        "checkpoints/classifier.pt; Fréchet distance to the 1,000 held-out digits "
+        f"(floor at the same n: {floor:.1f}). Preset {args.preset}, {args.threads} CPU "
+        f"threads, run {run}. Made by `python benchmarks/time_to_quality.py --run "
+        f"{run} --per-digit {args.per_digit}`.*"
     )
     out.write_text("\n".join(table) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {"n": len(labels), "floor": floor, "floor_n": floor_n, "rows": details},
+            indent=1,
+        )
+    )
     fig, ax = new_figure(size=(6.5, 3.4))
     ax.plot(
         [r[1] / 60 for r in rows],

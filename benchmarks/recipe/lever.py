@@ -1,42 +1,92 @@
+"""One recipe lever: train the ``small`` preset with some settings changed, then
+measure the result with benchmarks/recipe/quality.py.
+
+Run:  .venv/bin/python benchmarks/recipe/lever.py NAME '{"steps": 1800}' \
+          [--seed 0] [--per-digit 50]
+
+Trains into runs/recipe/NAME (mnist-5k, 2 threads, no snapshots) and writes
+benchmarks/results/recipe/NAME.json: the overrides, the training seconds and steps, the
+mean loss of the last 200 steps, and quality.py's numbers (``--per-digit`` digits of
+each class, sampling seed 0). Budgets are given in steps; the step counts that match a
+wall-clock budget come from benchmarks/recipe/throughput.py on an idle machine, so a
+busy machine makes a run slower but not different.
+"""
+
+from __future__ import annotations
+
+import argparse
 import dataclasses
 import json
-import sys
+from pathlib import Path
 
 import torch
+from quality import measure
 
 from diffusion_lessons.lesson04_unet import UNetConfig
-from diffusion_lessons.lesson05_training import PRESETS, load_trained, train
-from diffusion_lessons.lesson06_sampling import digit_labels, sample
+from diffusion_lessons.lesson05_training import PRESETS, train
 
-name = sys.argv[1]
-overrides = json.loads(sys.argv[2])
-if "model" in overrides:
-    overrides["model"] = UNetConfig(
-        **{**overrides["model"], "channels": tuple(overrides["model"]["channels"])}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config(overrides: dict, seed: int = 0):
+    overrides = dict(overrides)
+    if "model" in overrides:
+        model = {**dataclasses.asdict(PRESETS["small"].model), **overrides["model"]}
+        overrides["model"] = UNetConfig(**model)
+    return dataclasses.replace(
+        PRESETS["small"],
+        dataset="mnist-5k",
+        threads=2,
+        seed=seed,
+        checkpoint_every=10**6,
+        sample_every=10**6,
+        **overrides,
     )
-cfg = dataclasses.replace(
-    PRESETS["small"],
-    dataset="mnist-5k",
-    threads=1,
-    checkpoint_every=10**6,
-    sample_every=10**6,
-    **overrides,
-)
-r = train(cfg, f"runs/recipe/{name}", progress=False)
-m, s, _ = load_trained(f"runs/recipe/{name}/checkpoint.pt")
-cls = torch.load("runs/recipe/cls.pt", weights_only=False)
-labels = digit_labels("0123456789", 30)
-x = sample(m, s, labels, steps=50, generator=torch.Generator().manual_seed(0))
-acc = (cls(x).argmax(1) == labels).float().mean().item()
-print(
-    json.dumps(
-        {
-            "name": name,
-            "acc": acc,
-            "loss": sum(r["losses"][-200:]) / 200,
-            "ips": r["images_per_second"],
-            "sec": r["seconds"],
-        }
-    ),
-    flush=True,
-)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("overrides", help="JSON object of TrainConfig fields")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-digit", type=int, default=50)
+    parser.add_argument(
+        "--from-run",
+        help="score this finished run folder instead of training (made by the CLI "
+        "with the same settings)",
+    )
+    args = parser.parse_args()
+    overrides = json.loads(args.overrides)
+    if args.from_run:
+        run = Path(args.from_run)
+        r = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    else:
+        cfg = config(overrides, args.seed)
+        run = ROOT / "runs" / "recipe" / args.name
+        r = train(cfg, run, overwrite=True, progress=False)
+    torch.set_num_threads(2)
+    q = measure(run / "checkpoint.pt", seed=0, per_digit=args.per_digit)
+    result = {
+        "name": args.name,
+        "overrides": overrides,
+        "train_seed": args.seed,
+        "run": str(run),
+        "steps": r["step"],
+        "seconds": r["seconds"],
+        "loss_last200": sum(r["losses"][-200:]) / len(r["losses"][-200:]),
+        **q,
+    }
+    out = ROOT / "benchmarks" / "results" / "recipe" / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(
+        f"{args.name}: {r['step']} steps in {r['seconds'] / 60:.1f} min; "
+        f"w0 {q['w0']['accuracy']:.1%}, guided {q['guided']['accuracy']:.1%} "
+        f"(worst {min(q['guided']['per_class']):.1%}), FD {q['guided']['fd']:.1f} / "
+        f"floor {q['floor']:.1f}, haze {q['guided']['haze']['above']:.2%}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""Quality of one checkpoint, measured the way issue-free readers can check it.
+"""Quality of one checkpoint: accuracy, Fréchet distance and floor, haze, speed.
 
 Run:  .venv/bin/python benchmarks/recipe/quality.py CHECKPOINT [--seed 0] [--json OUT]
 
@@ -7,7 +7,7 @@ guidance and at the recommended guidance weight, and reports, against the 1,000
 held-out digits of mnist-5k (which no generator trains on):
 - accuracy and per-class accuracy read by checkpoints/classifier.pt;
 - the Fréchet classifier distance of the guided samples to the held-out digits, beside
-  its floor: 1,000 real *training* digits against the same held-out digits (same n);
+  its floor: as many real *training* digits against the same held-out digits (same n);
 - background haze (mean and share above 0.02 of pixels more than 2 px from ink),
   with the held-out digits' own haze;
 - the seconds to draw 100 guided digits (torch threads as given).
@@ -35,16 +35,21 @@ from diffusion_lessons.lesson07_evaluation import (
 from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel
 
 
+def frechet_floor_heldout(classifier, train_x, reference, n: int) -> tuple[float, int]:
+    """FD of n real training digits (a fixed random pick) to the held-out reference."""
+    n = min(n, len(train_x))
+    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:n]
+    return frechet_distance(*feature_stats(classifier, train_x[pick]), *reference), n
+
+
 def measure(checkpoint, seed: int = 0, per_digit: int = 100, w=RECOMMENDED_W) -> dict:
     model, schedule, cfg = load_trained(checkpoint)
     classifier = load_classifier()
     held_x, _ = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28)
     train_x, _ = load_digits("mnist-5k", "train")
-    n = len(held_x)
-    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:n]
-    reference = feature_stats(classifier, held_x)
-    floor = frechet_distance(*feature_stats(classifier, train_x[pick]), *reference)
     labels = digit_labels("0123456789", per_digit)
+    reference = feature_stats(classifier, held_x)
+    floor, n = frechet_floor_heldout(classifier, train_x, reference, len(labels))
     out = {
         "checkpoint": str(checkpoint),
         "config": {k: v for k, v in cfg.__dict__.items() if k != "model"},
