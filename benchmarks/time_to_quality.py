@@ -24,8 +24,8 @@ from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNet
 from diffusion_lessons.lesson05_training import config_from_dict
 from diffusion_lessons.lesson06_sampling import digit_labels, sample
-from diffusion_lessons.lesson07_evaluation import classifier_report, load_classifier
-from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel
+from diffusion_lessons.lesson07_classifier import classifier_report, load_classifier
+from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel
 from diffusion_lessons.plotting import new_figure, savefig, show_images
 
 

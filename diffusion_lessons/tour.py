@@ -3,7 +3,7 @@ writes a summary.
 
 It trains the ``tiny`` preset on the spot (so you watch training happen) and uses the
 shipped checkpoint (checkpoints/small.pt, the ``small`` preset trained for about 10 CPU
-minutes) for the quality figures of lessons 06-08, and says so. Everything lands in one
+minutes) for the quality figures of lessons 06-09, and says so. Everything lands in one
 folder: every lesson's figures plus ``summary.md`` and ``summary.html`` with the key
 numbers and timings.
 """
@@ -129,7 +129,7 @@ def write_summary(
         intro += " Lesson 05 trained the tiny preset right here."
     if any(s["n"] >= 6 for s in sections):
         intro += (
-            " Lessons 06-09 use the shipped checkpoint `checkpoints/small.pt` (the "
+            " Lessons 06-10 use the shipped checkpoint `checkpoints/small.pt` (the "
             "small preset) for their quality figures."
         )
     md = ["# diffusion-lessons: your tour", "", intro, ""]

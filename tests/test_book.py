@@ -213,8 +213,8 @@ def test_chapter_fits_about_fifteen_screens(chapter):
 
 
 def test_chapter07_per_digit_table_quotes_the_evaluation_file():
-    """The per-digit table beside figure 7.4 quotes the 1,000-sample evaluation
-    (docs/figures/07_evaluate_w0.json) that figure 7.4 is drawn from."""
+    """The per-digit table beside figure 8.2 quotes the 1,000-sample evaluation
+    (docs/figures/07_evaluate_w0.json) that figure 8.2 is drawn from."""
     import json
 
     report = json.loads((DOCS / "figures" / "07_evaluate_w0.json").read_text())
@@ -224,7 +224,7 @@ def test_chapter07_per_digit_table_quotes_the_evaluation_file():
         text,
         re.M,
     )
-    assert len(rows) == 10, "the per-digit CLIP table of section 7.9 was not found"
+    assert len(rows) == 10, "the per-digit CLIP table of section 8.4 was not found"
     for digit, clip_score, accuracy in rows:
         d = int(digit)
         assert float(clip_score) == round(report["clip_per_class"][d], 2), digit

@@ -21,8 +21,8 @@
 # 2. check the Fréchet distance (eq. 7.3) on a case you can do by hand, then measure how the distance
 #    between two sets of *real* digits shrinks with their size: it is 0 only in the limit;
 # 3. build a "generator" with perfect accuracy and no diversity, and see which metric catches it;
-# 4. look inside CLIP: the similarity matrix its loss (eq. 7.6) works on, zero-shot classification with
-#    prompt templates (eq. 7.7), and a prompt it was never trained on;
+# 4. look inside CLIP: the similarity matrix its loss (eq. 8.1) works on, zero-shot classification with
+#    prompt templates (eq. 8.2), and a prompt it was never trained on;
 # 5. ask whether low CLIP scores for some generated digits are the digit's fault or the judge's;
 # 6. draw 10 digits from the shipped checkpoint and score them.
 #
@@ -79,7 +79,7 @@ x_test, y_test = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28), 100 of ea
 # ## 1. Two judges read 20 real digits
 #
 # `predict_proba` gives the classifier's $p_\phi(c \mid x)$; `clip_scores` gives CLIP's zero-shot
-# $p_\text{CLIP}(c \mid x)$, eq. (7.7), averaged over the six prompt templates. On real digits any
+# $p_\text{CLIP}(c \mid x)$, eq. (8.2), averaged over the six prompt templates. On real digits any
 # mistake is the judge's. (The held-out split is sorted by digit, so we draw 20 at random.)
 
 # %%
@@ -193,7 +193,7 @@ for name, x, y in (
 # %% [markdown]
 # ## 4. Inside CLIP
 #
-# CLIP's loss, eq. (7.6), works on the matrix of scaled cosines between every image and every caption
+# CLIP's loss, eq. (8.1), works on the matrix of scaled cosines between every image and every caption
 # of a batch. Here is one such batch: ten held-out digits, one per class, and the captions
 # "a handwritten digit zero." … "a handwritten digit nine.". Training pushes the diagonal up and
 # everything else down, row-wise (which caption?) and column-wise (which image?).
@@ -232,7 +232,7 @@ ax.set(
 ax.grid(False)
 
 # %% [markdown]
-# **Zero-shot with prompt templates.** Eq. (7.7) applies the softmax per template and averages. Each
+# **Zero-shot with prompt templates.** Eq. (8.2) applies the softmax per template and averages. Each
 # template's probability of the true digit, for three held-out digits, then the ensemble:
 
 # %%
@@ -333,5 +333,5 @@ for y, pc, pk in zip(y10.tolist(), p_cls, p_clip):
 # (section 2). That is why the chapter's numbers come from 1,000 samples.
 #
 # **Try it:** draw 20 candidates per digit instead of one and keep the one CLIP likes best
-# (`rerank`, eq. 7.8). Does the classifier agree with CLIP's choices more often than with the first
+# (`rerank`, eq. 8.3). Does the classifier agree with CLIP's choices more often than with the first
 # draw?
