@@ -231,7 +231,7 @@ class CheckpointError(CourseError):
 #: files of lesson 07 that a learner may pass where a diffusion checkpoint belongs
 OTHER_KINDS = {
     "classifier": "lesson 07's digit classifier (for `evaluate --classifier`)",
-    "clip": "lesson 07's digit-CLIP weights (for `evaluate --clip-weights`)",
+    "clip": "lesson 08's digit-CLIP weights (for `evaluate --clip-weights`)",
 }
 
 

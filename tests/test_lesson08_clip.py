@@ -17,6 +17,7 @@ from diffusion_lessons.lesson06_sampling import save_samples
 from diffusion_lessons.lesson07_classifier import (
     DigitClassifier,
     feature_stats,
+    format_report,
     save_classifier,
 )
 
@@ -186,7 +187,7 @@ def test_evaluate_samples_and_report(tiny_setup, tiny_clip):
         and report["frechet_floor_n"] == 30
         and report["frechet_distance"] >= 0
     )
-    text = L.format_report(report)
+    text = format_report(report)
     assert "Fréchet classifier distance" in text and "digit-clip-test" in text
     assert "CLIP score" in text
 

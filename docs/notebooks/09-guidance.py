@@ -35,7 +35,7 @@ from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson01_forward_noise import q_sample
 from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson06_sampling import SHIPPED, sample
-from diffusion_lessons.lesson07_evaluation import load_classifier, predict_proba
+from diffusion_lessons.lesson07_classifier import load_classifier, predict_proba
 from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel, guided_eps
 from diffusion_lessons.plotting import new_figure, show_images
 
