@@ -847,7 +847,7 @@ def test_check_command_arguments(tmp_path, capsys):
     assert "cosine_formula" in capsys.readouterr().out
     dest = tmp_path / "l8.py"
     assert check_command(parser.parse_args(["8", "--template", str(dest)])) == 0
-    assert dest.exists() and "diffusion-lessons check 9" in capsys.readouterr().out
+    assert dest.exists() and "diffusion-lessons check 8" in capsys.readouterr().out
     assert (
         check_command(
             parser.parse_args(["8", str(dest), "--json", str(tmp_path / "r.json")])
