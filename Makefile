@@ -49,7 +49,7 @@ figures: setup
 	$(BIN)/diffusion-lessons figures
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 --guidance 0 \
 	    --json docs/figures/07_evaluate_w0.json \
-	    --figure docs/figures/07_clip_vs_classifier.png > docs/figures/07_evaluate_w0.txt
+	    --figure docs/figures/08_clip_vs_classifier.png > docs/figures/07_evaluate_w0.txt
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 \
 	    --json docs/figures/07_evaluate.json > docs/figures/07_evaluate.txt
 

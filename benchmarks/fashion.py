@@ -1,4 +1,4 @@
-"""Going further (lesson 08): the same lessons on Fashion-MNIST, with guidance, measured
+"""Going further (lesson 09): the same lessons on Fashion-MNIST, with guidance, measured
 the same way.
 
 Run (from the repository root, after training the model):
@@ -9,7 +9,7 @@ Trains a classifier on Fashion-MNIST's 60,000 training images (3 epochs; its acc
 the 10,000 test images is reported), then draws 100 images per class at several guidance
 weights (DDIM 50 steps, seed 0) and reports classifier accuracy, the Fréchet classifier
 distance (vs the training images, with the real floor at the same n) and within-class
-diversity. Writes docs/figures/08_fashion_samples.png and docs/figures/08_fashion.md.
+diversity. Writes docs/figures/09_fashion_samples.png and docs/figures/09_fashion.md.
 Offline, Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
 """
 
@@ -23,7 +23,7 @@ import torch
 from diffusion_lessons.data import CLASS_NAMES, load_digits
 from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson06_sampling import digit_labels
-from diffusion_lessons.lesson07_evaluation import (
+from diffusion_lessons.lesson07_classifier import (
     classifier_report,
     diversity,
     feature_stats,
@@ -31,7 +31,7 @@ from diffusion_lessons.lesson07_evaluation import (
     frechet_floor,
     train_classifier,
 )
-from diffusion_lessons.lesson08_guidance import fig_sweep, guidance_sweep
+from diffusion_lessons.lesson09_guidance import fig_sweep, guidance_sweep
 from diffusion_lessons.plotting import savefig
 
 
@@ -87,15 +87,15 @@ def main() -> None:
         f"{real_div:.1f}. "
         "Made by `python benchmarks/fashion.py`.*"
     )
-    Path("docs/figures/08_fashion.md").write_text("\n".join(rows) + "\n")
+    Path("docs/figures/09_fashion.md").write_text("\n".join(rows) + "\n")
     fig = fig_sweep(samples, per_digit=args.per_class)
     fig.axes[0].set_title(
         "Fashion-MNIST, same noise in every row: "
         + ", ".join(CLASS_NAMES["fashion-mnist"]),
         fontsize=7,
     )
-    savefig(fig, "docs/figures/08_fashion_samples.png")
-    print("wrote docs/figures/08_fashion.md, docs/figures/08_fashion_samples.png")
+    savefig(fig, "docs/figures/09_fashion_samples.png")
+    print("wrote docs/figures/09_fashion.md, docs/figures/09_fashion_samples.png")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Quality against network evaluations (NFE) for lesson 06's DDIM and for diffusers'
-DPM-Solver++ and Heun, all driving the shipped U-Net with guidance w = 0.5 (lesson 08).
+DPM-Solver++ and Heun, all driving the shipped U-Net with guidance w = 0.5 (lesson 09).
 
 Run:  .venv/bin/python benchmarks/sampler_quality.py [--per-digit 50]
 
 Every sampler starts from the same initial noise (seed 0) for the same labels; each
 setting is scored by lesson 07's classifier accuracy and Fréchet classifier distance
 against the training digits, with the distance's real-data floor at the same n. Writes
-benchmarks/results/sampler_quality.md and docs/figures/09_quality_vs_nfe.{png,md}
+benchmarks/results/sampler_quality.md and docs/figures/10_quality_vs_nfe.{png,md}
 (about 5 minutes on 2 CPU cores at --per-digit 50). Needs the diffusers extra.
 """
 
@@ -23,13 +23,13 @@ import torch
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson06_sampling import SHIPPED, digit_labels
-from diffusion_lessons.lesson07_evaluation import (
+from diffusion_lessons.lesson07_classifier import (
     evaluate_samples,
     feature_stats,
     load_classifier,
 )
-from diffusion_lessons.lesson08_guidance import RECOMMENDED_W
-from diffusion_lessons.lesson09_going_further import run_sampler
+from diffusion_lessons.lesson09_guidance import RECOMMENDED_W
+from diffusion_lessons.lesson10_going_further import run_sampler
 from diffusion_lessons.plotting import DIGIT_COLORS, new_figure, savefig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,12 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join(table) + "\n"
     for path in (
         ROOT / "benchmarks" / "results" / "sampler_quality.md",
-        ROOT / "docs" / "figures" / "09_quality_vs_nfe.md",
+        ROOT / "docs" / "figures" / "10_quality_vs_nfe.md",
     ):
         path.write_text(text)
         print(f"wrote {path}")
     fig = fig_quality_vs_nfe(rows, source)
-    print(f"wrote {savefig(fig, ROOT / 'docs' / 'figures' / '09_quality_vs_nfe.png')}")
+    print(f"wrote {savefig(fig, ROOT / 'docs' / 'figures' / '10_quality_vs_nfe.png')}")
 
 
 if __name__ == "__main__":

@@ -33,13 +33,13 @@ from diffusion_lessons.lesson02_schedules import make_schedule  # noqa: E402
 from diffusion_lessons.lesson04_unet import UNet  # noqa: E402
 from diffusion_lessons.lesson05_training import config_from_dict  # noqa: E402
 from diffusion_lessons.lesson06_sampling import digit_labels, sample  # noqa: E402
-from diffusion_lessons.lesson07_evaluation import (
+from diffusion_lessons.lesson07_classifier import (
     classifier_report,
     feature_stats,
     frechet_distance,
     load_classifier,
 )  # noqa: E402
-from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel  # noqa: E402
+from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel  # noqa: E402
 from diffusion_lessons.plotting import new_figure, savefig, show_images  # noqa: E402
 
 

@@ -27,9 +27,10 @@ LESSONS: dict[int, tuple[str, str]] = {
     4: ("lesson04_unet", "The conditional U-Net with skip connections"),
     5: ("lesson05_training", "Training on a laptop CPU"),
     6: ("lesson06_sampling", "Sampling: DDPM and DDIM"),
-    7: ("lesson07_evaluation", "Evaluation: a classifier, a Fréchet distance and CLIP"),
-    8: ("lesson08_guidance", "Classifier-free guidance"),
-    9: ("lesson09_going_further", "Going further: diffusers and many processes"),
+    7: ("lesson07_classifier", "A digit classifier and the Fréchet distance"),
+    8: ("lesson08_clip", "CLIP scoring and re-ranking"),
+    9: ("lesson09_guidance", "Classifier-free guidance"),
+    10: ("lesson10_going_further", "Going further: diffusers and many processes"),
 }
 
 

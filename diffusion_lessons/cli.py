@@ -122,7 +122,7 @@ def cmd_train(args) -> int:
 
     import os
 
-    if "WORLD_SIZE" in os.environ:  # torchrun: the same loop on N processes (lesson 09)
+    if "WORLD_SIZE" in os.environ:  # torchrun: the same loop on N processes (lesson 10)
         from .distributed import train_distributed
 
         result = train_distributed(
@@ -192,7 +192,7 @@ def cmd_sample(args) -> None:
         )
     labels = digit_labels(args.digits, args.per_digit)
     if args.guidance:
-        from .lesson08_guidance import GuidedModel
+        from .lesson09_guidance import GuidedModel
 
         model = GuidedModel(model, args.guidance)
     start, generator, parts = time.perf_counter(), torch.Generator(), []
@@ -224,8 +224,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_evaluate(args) -> None:
-    from .lesson07_evaluation import evaluate_command
-    from .lesson08_guidance import GuidedModel
+    from .lesson08_clip import evaluate_command
+    from .lesson09_guidance import GuidedModel
 
     evaluate_command(args, guide=GuidedModel)
 
@@ -347,7 +347,7 @@ def add_export_arguments(p) -> None:
 
 
 def add_sample_arguments(p) -> None:
-    from .lesson08_guidance import RECOMMENDED_W
+    from .lesson09_guidance import RECOMMENDED_W
 
     p.add_argument(
         "--checkpoint",
@@ -372,7 +372,7 @@ def add_sample_arguments(p) -> None:
         "--guidance",
         type=opt.finite_float,
         default=RECOMMENDED_W,
-        help="classifier-free guidance weight w (lesson 08; default "
+        help="classifier-free guidance weight w (lesson 09; default "
         f"{RECOMMENDED_W:g}, 0 = none)",
     )
     p.add_argument(
@@ -421,8 +421,8 @@ def add_check_arguments(p) -> None:
 
 
 def add_evaluate_arguments(p) -> None:
-    from .lesson07_evaluation import add_evaluate_arguments as add
-    from .lesson08_guidance import RECOMMENDED_W
+    from .lesson08_clip import add_evaluate_arguments as add
+    from .lesson09_guidance import RECOMMENDED_W
 
     add(p, guidance=RECOMMENDED_W)
 
@@ -486,7 +486,7 @@ COMMANDS = {
     "evaluate": (
         cmd_evaluate,
         "score samples (or a checkpoint) with the classifier, a Fréchet distance "
-        "and CLIP (lesson 07)",
+        "and CLIP (lessons 07 and 08)",
         None,
         add_evaluate_arguments,
     ),

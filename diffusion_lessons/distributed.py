@@ -1,6 +1,6 @@
-"""Lesson 05's training loop on N processes with DistributedDataParallel (lesson 09).
+"""Lesson 05's training loop on N processes with DistributedDataParallel (lesson 10).
 
-Chapter: docs/lessons/09-going-further.md
+Chapter: docs/lessons/10-going-further.md
 
 ``torchrun --nproc_per_node N -m diffusion_lessons train ...`` starts N processes; each
 reads its rank r (0..N-1) and N from the environment. At every step all of them build
@@ -8,11 +8,11 @@ the SAME global batch of B examples (lesson 05's ``batch_indices``) and draw the
 eps and label dropout from the same generator; process r keeps rows r B/N .. (r+1) B/N
 - 1 and computes the loss of its shard only:
 
-    (9.5)   L_r = (N / B) sum_{i in shard r} lambda_i || eps_i - eps_theta(x_t,i, t_i,
+    (10.5)   L_r = (N / B) sum_{i in shard r} lambda_i || eps_i - eps_theta(x_t,i, t_i,
                 y_i) ||^2
-    (9.6)   g = (1/N) sum_r grad L_r = grad ( (1/B) sum_i lambda_i || ... ||^2 )
+    (10.6)   g = (1/N) sum_r grad L_r = grad ( (1/B) sum_i lambda_i || ... ||^2 )
 
-DDP's all-reduce computes the mean (9.6) during ``backward``: every process then holds
+DDP's all-reduce computes the mean (10.6) during ``backward``: every process then holds
 the gradient of the single-process loss (eq. 5.2, lambda_i from eq. 5.5) on the whole
 batch, up to the order of floating-point additions, and takes the same AdamW step. Only
 rank 0 keeps the EMA (eq. 5.3) and writes checkpoints, in lesson 05's format; a
@@ -88,7 +88,7 @@ def shard_loss(
     generator: torch.Generator | None = None,
     min_snr_gamma: float | None = None,
 ) -> torch.Tensor:
-    """Eq. 9.5: lesson 05's loss on the ``rows`` of the global batch x0 (B, C, H, W).
+    """Eq. 10.5: lesson 05's loss on the ``rows`` of the global batch x0 (B, C, H, W).
 
     The random draws are those of ``diffusion_loss`` for the whole batch, in its order,
     so every process consumes the generator identically and sees the noise a single
@@ -108,7 +108,7 @@ def shard_loss(
     if min_snr_gamma is not None:
         snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t.cpu()].to(mse)
         mse = snr.clamp(max=min_snr_gamma) / snr * mse  # eq. 5.5
-    return mse.mean()  # eq. 9.5: the mean over the shard
+    return mse.mean()  # eq. 10.5: the mean over the shard
 
 
 def model_config(model):
@@ -212,7 +212,7 @@ def train_distributed(
                     cfg.min_snr_gamma,
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()  # DDP averages the gradients here (eq. 9.6)
+            loss.backward()  # DDP averages the gradients here (eq. 10.6)
             mean_loss = loss.detach().float().clone()
             dist.all_reduce(mean_loss)  # for the log: the whole batch's loss
             mean_loss = mean_loss.item() / nproc

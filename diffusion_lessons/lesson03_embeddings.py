@@ -38,7 +38,7 @@ Class. Two ways to turn a label y in {0..K-1} into a vector, compared in the cha
 
 A linear layer applied to a one-hot vector just picks one column of its weight, so eq.
 3.7 is eq. 3.6's first layer without the multiply. Row K of E is the "null" class
-(written ∅): the label that means "no label", which classifier-free guidance (lesson 08)
+(written ∅): the label that means "no label", which classifier-free guidance (lesson 09)
 trains with and samples with.
 
 Builds on: lesson01_forward_noise (q_sample), lesson02_schedules (linear_schedule),
@@ -231,7 +231,7 @@ class ClassEmbedding(nn.Module):
             raise ValueError(f"num_classes must be >= 1; got {num_classes}.")
         self.num_classes, self.dim = num_classes, dim
         self.null_class = (
-            num_classes  # the index of ∅, used by classifier-free guidance (lesson 08)
+            num_classes  # the index of ∅, used by classifier-free guidance (lesson 09)
         )
         # (K + 1, dim): rows 0..K-1 digits, row K = ∅
         self.table = nn.Embedding(num_classes + 1, dim)

@@ -17,7 +17,7 @@ clean, easy steps do not dominate:
 
 With probability p_uncond the label y is replaced by the null class ∅ (label dropout),
 so the same network also learns the unconditional prediction eps_theta(x_t, t, ∅) that
-lesson 08's guidance needs. The learning rate warms up linearly for ``warmup`` steps,
+lesson 09's guidance needs. The learning rate warms up linearly for ``warmup`` steps,
 then decays along a cosine to 0 (eq. 5.4). The weights we sample with are an
 exponential moving average (EMA) of the trained ones:
 
@@ -75,7 +75,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max global gradient norm
     ema_decay: float = 0.995  # eq. 5.5
-    p_uncond: float = 0.1  # label dropout to ∅ (lesson 08)
+    p_uncond: float = 0.1  # label dropout to ∅ (lesson 09)
     sample_every: int = 1200  # EMA snapshots for the quality-over-training grid
     checkpoint_every: int = 600
     min_snr_gamma: float | None = (
@@ -234,7 +234,7 @@ class CheckpointError(CourseError):
 #: files of lesson 07 that a learner may pass where a diffusion checkpoint belongs
 OTHER_KINDS = {
     "classifier": "lesson 07's digit classifier (for `evaluate --classifier`)",
-    "clip": "lesson 07's digit-CLIP weights (for `evaluate --clip-weights`)",
+    "clip": "lesson 08's digit-CLIP weights (for `evaluate --clip-weights`)",
 }
 
 

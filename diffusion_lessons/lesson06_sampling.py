@@ -123,7 +123,7 @@ def sample(
 
     Args:
         model: any callable (xt, t, labels) -> eps_pred with a ``config`` (a UNet, or
-            lesson 08's guided wrapper).
+            lesson 09's guided wrapper).
         labels: (B,) int64 classes (``model.config.num_classes`` is ∅, the unconditional
             model).
         sampler: ``ddpm`` (all T steps, eta = 1: eq. 6.4) or ``ddim`` (``steps`` steps,

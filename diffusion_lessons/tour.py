@@ -3,7 +3,7 @@ writes a summary.
 
 It trains the ``tiny`` preset on the spot (so you watch training happen) and uses the
 shipped checkpoint (checkpoints/small.pt, the ``small`` preset trained for about 10 CPU
-minutes) for the quality figures of lessons 06-08, and says so. Everything lands in one
+minutes) for the quality figures of lessons 06-09, and says so. Everything lands in one
 folder: every lesson's figures plus ``summary.md`` and ``summary.html`` with the key
 numbers and timings.
 """
@@ -95,14 +95,22 @@ def key_numbers(n: int, result: dict) -> list[tuple[str, str]]:
                     f"{r['accuracy']:.1%}",
                 )
             )
-            if "clip_score" in r:
-                rows.append(
-                    (
-                        "CLIP score / CLIP-classifier agreement",
-                        f"{r['clip_score']:.2f} / {r['clip_agreement']:.1%}",
-                    )
+    elif n == 8:
+        rows.append(
+            (
+                "digit-CLIP zero-shot accuracy per real held-out digit, lowest",
+                f"{min(result['clip_real']):.0%}",
+            )
+        )
+        if "rerank" in result:
+            r = result["rerank"]
+            rows.append(
+                (
+                    "re-ranking by CLIP: classifier accuracy before / after",
+                    f"{r['before']['accuracy']:.1%} / {r['after']['accuracy']:.1%}",
                 )
-    elif n == 8 and result.get("rows"):
+            )
+    elif n == 9 and result.get("rows"):
         for r in result["rows"]:
             rows.append(
                 (
@@ -112,7 +120,7 @@ def key_numbers(n: int, result: dict) -> list[tuple[str, str]]:
                     f"({r['frechet_floor']:.1f}), {r['diversity']:.1f}",
                 )
             )
-    elif n == 9:
+    elif n == 10:
         rows += [(k, f"{v:.1e}") for k, v in result["numbers"].items()]
     return rows
 
@@ -129,7 +137,7 @@ def write_summary(
         intro += " Lesson 05 trained the tiny preset right here."
     if any(s["n"] >= 6 for s in sections):
         intro += (
-            " Lessons 06-09 use the shipped checkpoint `checkpoints/small.pt` (the "
+            " Lessons 06-10 use the shipped checkpoint `checkpoints/small.pt` (the "
             "small preset) for their quality figures."
         )
     md = ["# diffusion-lessons: your tour", "", intro, ""]

@@ -956,7 +956,7 @@ def test_a_near_miss_name_gets_did_you_mean(tmp_path):
 
 def test_a_wrapper_of_the_course_function_is_reported(tmp_path):
     source = """
-        from diffusion_lessons.lesson08_guidance import guided_eps as course_version
+        from diffusion_lessons.lesson09_guidance import guided_eps as course_version
 
         def guided_eps(model, xt, t, labels, w):
             return course_version(model, xt, t, labels, w)
@@ -967,7 +967,7 @@ def test_a_wrapper_of_the_course_function_is_reported(tmp_path):
     lines = [line for line in text.splitlines() if line.startswith("  PASS")]
     assert lines and all("yours only calls the course's" in line for line in lines)
     module_form = """
-        import diffusion_lessons.lesson08_guidance as course
+        import diffusion_lessons.lesson09_guidance as course
 
         def guided_eps(model, xt, t, labels, w):
             return course.guided_eps(model, xt, t, labels, w)
@@ -1059,7 +1059,7 @@ def test_batch_grades_a_folder_into_csv_and_json(tmp_path):
     (folder / "bob.py").write_text(broken)
     (folder / "carol.py").write_text("def guided_eps(:\n")
     (folder / "dan.py").write_text(
-        "from diffusion_lessons.lesson08_guidance import guided_eps\n"
+        "from diffusion_lessons.lesson09_guidance import guided_eps\n"
     )
     out = io.StringIO()
     reports = tmp_path / "grades"

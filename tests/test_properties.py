@@ -21,7 +21,7 @@ from diffusion_lessons.lesson01_forward_noise import Schedule
 from diffusion_lessons.lesson04_unet import UNet
 from diffusion_lessons.lesson05_training import diffusion_loss
 from diffusion_lessons.lesson06_sampling import sampling_timesteps
-from diffusion_lessons.lesson07_evaluation import frechet_distance
+from diffusion_lessons.lesson07_classifier import frechet_distance
 
 LESSONS = properties.lessons()
 

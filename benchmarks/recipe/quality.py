@@ -25,14 +25,14 @@ import torch
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson06_sampling import digit_labels, sample
-from diffusion_lessons.lesson07_evaluation import (
+from diffusion_lessons.lesson07_classifier import (
     background_haze,
     classifier_report,
     feature_stats,
     frechet_distance,
     load_classifier,
 )
-from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel
+from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel
 
 
 def frechet_floor_heldout(classifier, train_x, reference, n: int) -> tuple[float, int]:

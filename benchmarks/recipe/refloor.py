@@ -14,7 +14,7 @@ from pathlib import Path
 from quality import frechet_floor_heldout
 
 from diffusion_lessons.data import load_digits
-from diffusion_lessons.lesson07_evaluation import feature_stats, load_classifier
+from diffusion_lessons.lesson07_classifier import feature_stats, load_classifier
 
 classifier = load_classifier()
 held_x, _ = load_digits("mnist-5k", "test")

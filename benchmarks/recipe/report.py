@@ -191,7 +191,7 @@ def side_by_side(checkpoint=ROOT / "checkpoints" / "small.pt", seed: int = 0):
     from diffusion_lessons.data import load_digits
     from diffusion_lessons.lesson05_training import load_trained
     from diffusion_lessons.lesson06_sampling import digit_labels, sample
-    from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel
+    from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel
     from diffusion_lessons.plotting import new_figure, show_images
 
     held_x, held_y = load_digits("mnist-5k", "test")

@@ -1,8 +1,8 @@
-"""Lesson 07 exercise: the Fréchet distance and re-ranking.
+"""Lesson 07 exercise: the Fréchet distance.
 
-Chapter: docs/lessons/07-evaluation.md
+Chapter: docs/lessons/07-classifier.md
 
-Write the two functions below (tasks 7.1 and 7.2), then check them:
+Write the function below (task 7.1), then check it:
 
     diffusion-lessons check 7 lesson07_exercise.py
 
@@ -14,15 +14,12 @@ raises NotImplementedError is a TODO. See every property with `diffusion-lessons
                 Sigma_1^1/2)^1/2
     tr (Sigma_1^1/2 Sigma_2 Sigma_1^1/2)^1/2 = sum_k sqrt(lambda_k),  lambda_k its
     eigenvalues (clamped at 0)  (eq. 7.4)
-    (7.8)   re-ranking: in each group keep the k candidates with the highest scores
 
 Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker
 imports this file.
 """
 
 from __future__ import annotations
-
-import torch
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -39,22 +36,6 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     # Sigma_2 Sigma_1^1/2 from torch.linalg.eigvalsh. Clamp eigenvalues at 0 before
     # their square roots (round-off makes some < 0).
     raise NotImplementedError("Task 7.1: frechet_distance")
-
-
-def rerank(
-    candidates: torch.Tensor, scores: torch.Tensor, keep: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Task 7.2: eq. 7.8, in each group keep the ``keep`` candidates with the highest
-    scores.
-
-    Args:
-        candidates: (G, N, ...), N candidates for each of G groups (e.g. one group per
-            digit).
-        scores: (G, N). keep: 1..N.
-    Returns:
-        kept (G, keep, ...) best first, and their indices (G, keep).
-    """
-    raise NotImplementedError("Task 7.2: rerank")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Lesson 08 exercise: classifier-free guidance.
+"""Lesson 08 exercise: re-ranking.
 
-Chapter: docs/lessons/08-guidance.md
+Chapter: docs/lessons/08-clip.md
 
 Write the function below (task 8.1), then check it:
 
@@ -10,12 +10,7 @@ PASS / FAIL (with a counterexample and a hint) / TODO per property; a body that 
 raises NotImplementedError is a TODO. See every property with `diffusion-lessons check 8
 --list`.
 
-    (8.1)   eps_w = (1 + w) eps_theta(x_t, t, c) - w eps_theta(x_t, t, ∅)
-          = eps_theta(x_t, t, ∅) + s (eps_theta(x_t, t, c) - eps_theta(x_t, t, ∅)),  s =
-          1 + w  (eq. 8.2)
-
-w = 0 is the plain conditional model, w = -1 the unconditional one. ∅ is label
-``model.config.num_classes``.
+    (8.3)   re-ranking: in each group keep the k candidates with the highest scores
 
 Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker
 imports this file.
@@ -24,25 +19,22 @@ imports this file.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
-def guided_eps(
-    model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: float
-) -> torch.Tensor:
-    """Task 8.1: eq. 8.1, the guided noise prediction.
+def rerank(
+    candidates: torch.Tensor, scores: torch.Tensor, keep: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Task 8.1: eq. 8.3, in each group keep the ``keep`` candidates with the highest
+    scores.
 
     Args:
-        model: eps_theta(xt, t, labels) -> (B, C, H, W); label
-            ``model.config.num_classes`` is ∅.
-        xt: (B, C, H, W); t: (B,); labels: (B,).
-        w: guidance weight (0: conditional, -1: unconditional).
+        candidates: (G, N, ...), N candidates for each of G groups (e.g. one group per
+            digit).
+        scores: (G, N). keep: 1..N.
     Returns:
-        eps_w, (B, C, H, W).
+        kept (G, keep, ...) best first, and their indices (G, keep).
     """
-    # One batched forward pass is cheaper than two: torch.cat([xt, xt]), torch.cat([t,
-    # t]), torch.cat([labels, null]) -> split the (2B, C, H, W) answer with .chunk(2).
-    raise NotImplementedError("Task 8.1: guided_eps")
+    raise NotImplementedError("Task 8.1: rerank")
 
 
 if __name__ == "__main__":

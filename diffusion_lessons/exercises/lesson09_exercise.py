@@ -1,19 +1,21 @@
-"""Lesson 09 exercise: the conventions between the course and diffusers, and the shard
-of a distributed batch.
+"""Lesson 09 exercise: classifier-free guidance.
 
-Chapter: docs/lessons/09-going-further.md
+Chapter: docs/lessons/09-guidance.md
 
-Write the four functions below (tasks 9.1-9.4), then check them:
+Write the function below (task 8.1), then check it:
 
     diffusion-lessons check 9 lesson09_exercise.py
 
 PASS / FAIL (with a counterexample and a hint) / TODO per property; a body that still
 raises NotImplementedError is a TODO. See every property with `diffusion-lessons check 9
---list`. None of them needs diffusers installed.
+--list`.
 
-    (9.1)   k = t - 1,   alphas_cumprod[k] = alpha_bar_t
-    (9.3)   eps = eps_∅ + s (eps_c - eps_∅),   s = 1 + w
-    (9.5)   process r of N computes rows r B/N .. (r+1) B/N - 1 of the global batch
+    (9.1)   eps_w = (1 + w) eps_theta(x_t, t, c) - w eps_theta(x_t, t, ∅)
+          = eps_theta(x_t, t, ∅) + s (eps_theta(x_t, t, c) - eps_theta(x_t, t, ∅)),  s =
+          1 + w  (eq. 9.2)
+
+w = 0 is the plain conditional model, w = -1 the unconditional one. ∅ is label
+``model.config.num_classes``.
 
 Keep your own experiments under `if __name__ == "__main__":` at the bottom: the checker
 imports this file.
@@ -22,32 +24,25 @@ imports this file.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
-def course_t(k) -> int:
-    """Task 9.1: diffusers' timestep k (0..T-1; an int or a 0-d tensor) -> our t
-    (1..T), eq. 9.1. A fractional k must raise a ValueError that names the fix
-    (timestep_spacing='trailing')."""
-    raise NotImplementedError("Task 9.1: course_t")
-
-
-def guidance_scale(w: float) -> float:
-    """Task 9.2: our guidance weight w (eq. 8.1) -> diffusers' guidance_scale s."""
-    raise NotImplementedError("Task 9.2: guidance_scale")
-
-
-def diffusers_guidance(
-    eps_cond: torch.Tensor, eps_uncond: torch.Tensor, s: float
+def guided_eps(
+    model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: float
 ) -> torch.Tensor:
-    """Task 9.3: eq. 9.3 as diffusers' pipelines write it; (B, C, H, W) each."""
-    raise NotImplementedError("Task 9.3: diffusers_guidance")
+    """Task 8.1: eq. 9.1, the guided noise prediction.
 
-
-def shard(batch_size: int, rank: int, nproc: int) -> slice:
-    """Task 9.4: the rows of the global batch that process ``rank`` of ``nproc``
-    computes, as a slice (eq. 9.5). A batch that does not split into ``nproc`` equal
-    shards must raise a ValueError naming the fix."""
-    raise NotImplementedError("Task 9.4: shard")
+    Args:
+        model: eps_theta(xt, t, labels) -> (B, C, H, W); label
+            ``model.config.num_classes`` is ∅.
+        xt: (B, C, H, W); t: (B,); labels: (B,).
+        w: guidance weight (0: conditional, -1: unconditional).
+    Returns:
+        eps_w, (B, C, H, W).
+    """
+    # One batched forward pass is cheaper than two: torch.cat([xt, xt]), torch.cat([t,
+    # t]), torch.cat([labels, null]) -> split the (2B, C, H, W) answer with .chunk(2).
+    raise NotImplementedError("Task 8.1: guided_eps")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ Adding a lesson's properties takes one new module and one registry line:
    asks for), ``CALLS`` (how the properties call each function: the number of
    positional arguments and the keyword names), ``PROPERTIES = []``,
    ``prop = registrar(PROPERTIES)``, then one ``@prop(description, hint, uses=...)``
-   function per property (see ``lesson08.py`` for a short example). Keep each
+   function per property (see ``lesson09.py`` for a short example). Keep each
    description a string literal: ``check N --list`` reads them without importing torch.
 2. Add ``NN: "lessonNN"`` to ``REGISTRY`` below, and the template
    ``diffusion_lessons/exercises/lessonNN_exercise.py``.
@@ -47,6 +47,7 @@ REGISTRY: dict[int, str] = {
     7: "lesson07",
     8: "lesson08",
     9: "lesson09",
+    10: "lesson10",
 }
 
 

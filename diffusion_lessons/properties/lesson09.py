@@ -1,158 +1,214 @@
-"""Lesson 09's properties: the conventions between the course and diffusers, and the
-shards of a distributed batch.
+"""Lesson 09's properties: classifier-free guidance.
 
-They check the exercise functions of ``diffusion_lessons.lesson09_going_further``
-(``shard`` is re-exported there from ``diffusion_lessons.distributed``). None needs
-diffusers.
+They check the exercise functions of ``diffusion_lessons.lesson09_guidance``.
 """
 
 from __future__ import annotations
+
+import types
 
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ._common import Property, _expect_close, _expect_raises, _settings, registrar
+from ._common import (
+    Property,
+    _as_tensor,
+    _expect_close,
+    _generator,
+    _settings,
+    registrar,
+)
 
-MODULE = "lesson09_going_further"
-FUNCTIONS = ("course_t", "guidance_scale", "diffusers_guidance", "shard")
+MODULE = "lesson09_guidance"
+FUNCTIONS = ("guided_eps",)
 # how the properties call each function: (positional arguments, keywords)
 CALLS = {
-    "course_t": (1, ()),
-    "guidance_scale": (1, ()),
-    "diffusers_guidance": (3, ()),
-    "shard": (3, ()),
+    "guided_eps": (5, ()),
 }
 PROPERTIES: list[Property] = []
 prop = registrar(PROPERTIES)
 
-_HINT_STEPS = (
-    "Eq. 9.1: diffusers numbers the steps k = 0..T-1, the course t = 1..T, so t = k + "
-    "1. Accept a python int or a 0-d tensor (int(k)), and refuse a fractional k with "
-    "a ValueError that names timestep_spacing='trailing'."
-)
+
+class _TwoWayModel(torch.nn.Module):
+    """A stand-in noise predictor whose answer depends on x_t, t and the label (∅ =
+    config.num_classes included).
+    """
+
+    def __init__(self, num_classes: int = 7):
+        super().__init__()
+        self.config = types.SimpleNamespace(
+            num_classes=num_classes, T=1000, in_channels=1, image_size=4
+        )
+        self.weight = torch.nn.Parameter(torch.ones(()))
+        self.calls = 0
+
+    def forward(self, xt, t, labels):
+        self.calls += 1
+        B = len(xt)
+        if labels is None:  # like the U-Net: None means ∅ for every image
+            labels = torch.full((B,), self.config.num_classes)
+        t = torch.as_tensor(t).expand(B) if torch.as_tensor(t).ndim == 0 else t
+        y = labels.to(xt.dtype).view(B, 1, 1, 1)
+        null = (labels == self.config.num_classes).to(xt.dtype).view(B, 1, 1, 1)
+        return self.weight * (
+            xt * (1 + 0.1 * y)
+            + 0.001 * t.to(xt.dtype).view(B, 1, 1, 1)
+            + 0.3 * null
+            + 0.05 * y**2
+        )
+
+
+def _guidance_inputs(B=3, seed=0, num_classes=7):
+    g = _generator(seed)
+    return (
+        torch.randn((B, 1, 4, 4), generator=g),
+        torch.randint(1, 1001, (B,), generator=g),
+        torch.randint(0, num_classes, (B,), generator=g),
+    )
+
+
 _HINT_GUIDANCE = (
-    "Eq. 9.3: diffusers writes eps_∅ + s (eps_c - eps_∅) with s = 1 + w, so our w = "
-    "0.5 "
-    "is guidance_scale 1.5. eps_cond is the first argument, eps_uncond the second."
-)
-_HINT_SHARD = (
-    "Eq. 9.5: process r of N keeps rows r B/N .. (r+1) B/N - 1 of the global batch: "
-    "slice(r * per, (r + 1) * per) with per = B // N. A batch that does not split "
-    "evenly must raise a ValueError naming the fix."
+    "Eq. 9.1: eps_w = (1 + w) eps(x_t, t, c) - w eps(x_t, t, ∅), with ∅ = "
+    "model.config.num_classes "
+    "(torch.full_like(labels, model.config.num_classes)). w = 0 is the conditional "
+    "model, w = -1 the "
+    "unconditional one; our w is diffusers' guidance_scale minus 1."
 )
 
 
 @prop(
-    "course_t(k) = k + 1 for every diffusers step k = 0..T-1, int or 0-d tensor "
-    "(eq. 9.1)",
-    _HINT_STEPS,
-    uses=("course_t",),
-)
-def steps_shift_by_one(impl):
-    @_settings(30)
-    @given(k=st.integers(0, 5000))
-    def check(k):
-        for given_k in (k, torch.tensor(k)):
-            got = impl.course_t(given_k)
-            if got != k + 1 or isinstance(got, bool):
-                raise AssertionError(
-                    f"course_t({given_k!r}) returned {got!r}; expected {k + 1} "
-                    "(diffusers' k is our t - 1)"
-                )
-
-    check()
-
-
-@prop(
-    "course_t refuses a fractional step k with a ValueError",
-    _HINT_STEPS,
-    uses=("course_t",),
-)
-def fractional_steps_refused(impl):
-    for k in (10.5, 0.25, torch.tensor(998.7)):
-        _expect_raises(lambda k=k: impl.course_t(k), f"course_t({float(k)})")
-
-
-@prop(
-    "guidance_scale(w) = 1 + w for every w (eq. 9.3)",
+    "guided_eps with w = 0 is the conditional prediction eps(x_t, t, c)",
     _HINT_GUIDANCE,
-    uses=("guidance_scale",),
+    uses=("guided_eps",),
 )
-def scale_is_one_plus_w(impl):
-    @_settings(30)
-    @given(w=st.floats(-1.0, 50.0))
-    def check(w):
-        got = impl.guidance_scale(w)
-        if not abs(float(got) - (1.0 + w)) <= 1e-9 * (1 + abs(w)):
-            raise AssertionError(
-                f"guidance_scale({w!r}) returned {got!r}; expected {1 + w!r}"
-                + (" (you returned w itself)" if float(got) == w else "")
-            )
-
-    check()
-
-
-@prop(
-    "diffusers_guidance(c, u, guidance_scale(w)) is lesson 08's (1 + w) c - w u for "
-    "every w",
-    _HINT_GUIDANCE,
-    uses=("diffusers_guidance", "guidance_scale"),
-)
-def guidance_matches_lesson08(impl):
-    @_settings(20)
-    @given(w=st.floats(-1.0, 20.0), seed=st.integers(0, 1000), B=st.integers(1, 4))
-    def check(w, seed, B):
-        g = torch.Generator().manual_seed(seed)
-        cond = torch.randn((B, 1, 4, 4), generator=g)
-        uncond = torch.randn((B, 1, 4, 4), generator=g)
-        s = impl.guidance_scale(w)
+def guidance_w0_conditional(impl):
+    model = _TwoWayModel()
+    xt, t, labels = _guidance_inputs()
+    with torch.no_grad():
         _expect_close(
-            impl.diffusers_guidance(cond, uncond, s),
-            (1 + w) * cond - w * uncond,
-            f"diffusers_guidance(c, u, s={float(s):.4g})",
-            atol=1e-5,
-            rtol=1e-5,
+            impl.guided_eps(model, xt, t, labels, 0.0),
+            model(xt, t, labels),
+            "guided_eps(w=0)",
+            atol=1e-6,
             diagnoses={
-                "c + s (u - c): eps_cond and eps_uncond are swapped": cond
-                + s * (uncond - cond),
-                "s c - w u with s used as w: the scale was applied as our w": (1 + s)
-                * cond
-                - s * uncond,
+                "the unconditional prediction eps(x_t, t, ∅): the roles of c and ∅ are "
+                "swapped, or w is used as the scale s = 1 + w": model(
+                    xt, t, torch.full_like(labels, 7)
+                )
             },
         )
 
-    check()
+
+@prop(
+    "guided_eps with w = -1 is the unconditional prediction eps(x_t, t, ∅), ∅ = "
+    "model.config.num_classes",
+    _HINT_GUIDANCE,
+    uses=("guided_eps",),
+)
+def guidance_w_minus1_unconditional(impl):
+    model = _TwoWayModel()
+    xt, t, labels = _guidance_inputs()
+    with torch.no_grad():
+        _expect_close(
+            impl.guided_eps(model, xt, t, labels, -1.0),
+            model(xt, t, torch.full_like(labels, 7)),
+            "guided_eps(w=-1) (the model has num_classes = 7, so ∅ is label 7)",
+            atol=1e-6,
+            diagnoses={
+                "eps(x_t, t, label 10): ∅ is model.config.num_classes, not a "
+                "hard-coded 10": model(xt, t, torch.full_like(labels, 10))
+            },
+        )
 
 
 @prop(
-    "shard(B, r, N) over r = 0..N-1 cuts range(B) into N equal slices, in order",
-    _HINT_SHARD,
-    uses=("shard",),
+    "guided_eps is affine in w: (1 + w) eps(x_t, t, c) - w eps(x_t, t, ∅) for every w "
+    "(eq. 9.1)",
+    _HINT_GUIDANCE,
+    uses=("guided_eps",),
 )
-def shards_partition_the_batch(impl):
-    @_settings(30)
-    @given(per=st.integers(1, 64), nproc=st.integers(1, 8))
-    def check(per, nproc):
-        B = per * nproc
-        rows = [list(range(B))[impl.shard(B, r, nproc)] for r in range(nproc)]
-        if [len(r) for r in rows] != [per] * nproc or sum(rows, []) != list(range(B)):
-            raise AssertionError(
-                f"shard({B}, r, {nproc}) for r = 0..{nproc - 1} gave rows "
-                f"{[(r[0], r[-1]) if r else () for r in rows]}; expected {nproc} "
-                f"consecutive slices of {per} rows covering 0..{B - 1} once"
+def guidance_affine_in_w(impl):
+    model = _TwoWayModel()
+
+    candidates = {
+        "(1 + w) eps(∅) - w eps(c): c and ∅ are swapped": lambda w, c, u: (
+            (1 + w) * u - w * c
+        ),
+        "w eps(c) + (1 - w) eps(∅): that is diffusers' guidance_scale; our w is the "
+        "scale minus 1": lambda w, c, u: w * c + (1 - w) * u,
+    }
+
+    @_settings(15)
+    @given(w=st.floats(-1.0, 10.0), seed=st.integers(0, 100), B=st.integers(1, 4))
+    def check(w, seed, B):
+        xt, t, labels = _guidance_inputs(B, seed)
+        with torch.no_grad():
+            cond, uncond = (
+                model(xt, t, labels),
+                model(xt, t, torch.full_like(labels, 7)),
             )
+            got = _as_tensor(
+                impl.guided_eps(model, xt, t, labels, w), f"guided_eps(w={w:.4g})"
+            )
+            want = (1 + w) * cond - w * uncond
+            if got.shape == want.shape and torch.allclose(
+                got, want, atol=1e-5, rtol=1e-5
+            ):
+                return
+            # which known mistake is it? compare at several w, so one lucky w (like 0)
+            # cannot mislead
+            for label, formula in candidates.items():
+                if all(
+                    torch.allclose(
+                        impl.guided_eps(model, xt, t, labels, v).double(),
+                        formula(v, cond, uncond).double(),
+                        atol=1e-5,
+                        rtol=1e-5,
+                    )
+                    for v in (w, 0.5, 3.0)
+                ):
+                    _expect_close(
+                        got,
+                        want,
+                        f"guided_eps(w={w:.4g})",
+                        atol=1e-5,
+                        rtol=1e-5,
+                        diagnoses={label: got},
+                    )
+            _expect_close(got, want, f"guided_eps(w={w:.4g})", atol=1e-5, rtol=1e-5)
 
     check()
 
 
 @prop(
-    "shard refuses a batch that does not split into N equal parts with a ValueError",
-    _HINT_SHARD,
-    uses=("shard",),
+    "guided_eps is deterministic and image by image: the same inputs give the same "
+    "output, a batch equals its rows",
+    "Guidance uses the labels as given: no label dropout at sampling time (that is a "
+    "training trick, lesson 05), "
+    "no randomness at all. Keep the conditional and unconditional halves in the same "
+    "order when you split "
+    "a doubled batch (eps.chunk(2)).",
+    uses=("guided_eps",),
 )
-def uneven_batch_refused(impl):
-    for B, nproc in ((65, 2), (64, 3), (10, 4)):
-        _expect_raises(
-            lambda B=B, n=nproc: impl.shard(B, 0, n), f"shard({B}, 0, {nproc})"
+def guidance_deterministic_per_image(impl):
+    model = _TwoWayModel()
+    xt, t, labels = _guidance_inputs(B=4, seed=3)
+    with torch.no_grad():
+        a = impl.guided_eps(model, xt, t, labels, 2.0)
+        b = impl.guided_eps(model, xt, t, labels, 2.0)
+        _expect_close(b, a, "guided_eps called twice with the same inputs", atol=0)
+        rows = torch.cat(
+            [
+                impl.guided_eps(
+                    model, xt[i : i + 1], t[i : i + 1], labels[i : i + 1], 2.0
+                )
+                for i in range(4)
+            ]
+        )
+        _expect_close(
+            a,
+            rows,
+            "guided_eps of a batch compared with guided_eps of each image alone",
+            atol=1e-6,
         )

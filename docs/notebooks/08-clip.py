@@ -11,22 +11,20 @@
 # ---
 
 # %% [markdown]
-# # 07 · Evaluation (notebook)
+# # 08 · CLIP scoring and re-ranking (notebook)
 #
-# The hands-on companion to [chapter 07](../../lessons/07-evaluation/). In a few seconds on a CPU you
+# The hands-on companion to [chapter 08](../../lessons/08-clip/). In a few seconds on a CPU you
 # will:
 #
 # 1. load the two judges the course ships, the digit classifier and the offline digit-CLIP, and let
 #    them read 20 real held-out digits;
-# 2. check the Fréchet distance (eq. 7.3) on a case you can do by hand, then measure how the distance
-#    between two sets of *real* digits shrinks with their size: it is 0 only in the limit;
-# 3. build a "generator" with perfect accuracy and no diversity, and see which metric catches it;
-# 4. look inside CLIP: the similarity matrix its loss (eq. 7.6) works on, zero-shot classification with
-#    prompt templates (eq. 7.7), and a prompt it was never trained on;
-# 5. ask whether low CLIP scores for some generated digits are the digit's fault or the judge's;
-# 6. draw 10 digits from the shipped checkpoint and score them.
+# 2. look inside CLIP: the similarity matrix its loss (eq. 8.1) works on, zero-shot classification with
+#    prompt templates (eq. 8.2), and a prompt it was never trained on;
+# 3. ask whether low CLIP scores for some generated digits are the digit's fault or the judge's;
+# 4. draw 10 digits from the shipped checkpoint and score them.
 #
-# Everything here is the package's own code: `diffusion_lessons.lesson07_evaluation`.
+# Everything here is the package's own code: `diffusion_lessons.lesson08_clip`, with the
+# classifier of `diffusion_lessons.lesson07_classifier`.
 
 # %%
 import json
@@ -38,18 +36,13 @@ import torch.nn.functional as F
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson06_sampling import SHIPPED, digit_labels, sample
-from diffusion_lessons.lesson07_evaluation import (
+from diffusion_lessons.lesson07_classifier import load_classifier, predict_proba
+from diffusion_lessons.lesson08_clip import (
     DIGIT_WORDS,
     PROMPTS,
-    classifier_report,
     clip_input,
     clip_scores,
-    diversity,
-    frechet_distance,
-    frechet_floor,
-    load_classifier,
     load_clip,
-    predict_proba,
 )
 from diffusion_lessons.plotting import new_figure, show_images
 
@@ -79,7 +72,7 @@ x_test, y_test = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28), 100 of ea
 # ## 1. Two judges read 20 real digits
 #
 # `predict_proba` gives the classifier's $p_\phi(c \mid x)$; `clip_scores` gives CLIP's zero-shot
-# $p_\text{CLIP}(c \mid x)$, eq. (7.7), averaged over the six prompt templates. On real digits any
+# $p_\text{CLIP}(c \mid x)$, eq. (8.2), averaged over the six prompt templates. On real digits any
 # mistake is the judge's. (The held-out split is sorted by digit, so we draw 20 at random.)
 
 # %%
@@ -97,103 +90,9 @@ for y, pc, pk in zip(y20.tolist(), p_cls, p_clip):
     )
 
 # %% [markdown]
-# ## 2. The Fréchet distance
+# ## 2. Inside CLIP
 #
-# First a case you can do by hand. In one dimension, with variances $a$ and $b$, eq. (7.3) is
-# $(\mu_1 - \mu_2)^2 + (\sqrt a - \sqrt b)^2$: the squared difference of the means plus that of the
-# standard deviations.
-
-# %%
-m1, a, m2, b = 0.5, 4.0, -1.0, 1.0
-print(
-    f"frechet_distance: {frechet_distance(torch.tensor([m1]), torch.tensor([[a]]), torch.tensor([m2]), torch.tensor([[b]])):.4f}"
-)
-print(f"by hand:          {(m1 - m2) ** 2 + (a**0.5 - b**0.5) ** 2:.4f}")
-
-# %% [markdown]
-# Now two sets of **real** digits. Both halves of a random split of the 4,000 training digits come
-# from the same distribution, so their true Fréchet distance is 0. What the estimate from $n$ digits
-# per set gives is something else: a positive number that shrinks roughly like $1/n$ (the dashed line).
-# The second column is the floor the course prints beside every score: $n$ real *held-out* digits
-# against all 4,000 training digits (`frechet_floor`).
-
-# %%
-with torch.no_grad():
-    f_train = classifier.features(x_train).double()  # (4000, 128) eq. 7.2's f(x)
-reference = (f_train.mean(0), torch.cov(f_train.T))  # mu, Sigma of the training digits
-perm = torch.randperm(len(f_train), generator=torch.Generator().manual_seed(0))
-
-
-def stats(f):
-    return f.mean(0), torch.cov(f.T)
-
-
-sizes = [50, 100, 200, 500, 1000, 2000]
-split_fd = []
-print("    n   real vs real     floor")
-for n in sizes:
-    # two disjoint sets of n training digits
-    A, B = (
-        f_train[perm[:n]],
-        f_train[perm[n : 2 * n]],
-    )
-    split_fd.append(frechet_distance(*stats(A), *stats(B)))
-    floor = (
-        f"{frechet_floor(classifier, n, reference=reference)[0]:9.1f}"
-        if n <= len(x_test)
-        else "   (only 1,000 held out)"
-    )
-    print(f"{n:5d}   {split_fd[-1]:12.1f} {floor}")
-
-fig, ax = new_figure(size=(5.5, 3.4))
-ax.loglog(sizes, split_fd, "o-", label="two halves of the training digits")
-ax.loglog(
-    sizes,
-    [split_fd[0] * sizes[0] / n for n in sizes],
-    "k--",
-    lw=0.8,
-    label="proportional to 1/n",
-)
-ax.set(
-    xlabel="digits per set, n",
-    ylabel="Fréchet classifier distance",
-    title="real vs real: 0 only as n grows without end",
-)
-ax.legend(fontsize=8)
-fig.tight_layout()
-
-# %% [markdown]
-# ## 3. Perfect accuracy, no diversity
-#
-# A "generator" that returns the same real training digit every time a class is requested. Each
-# sample is a genuine MNIST digit, so the classifier is happy; the set is not. Compare it with 1,000
-# real held-out digits on the three numbers of `diffusion-lessons evaluate`.
-
-# %%
-# one training digit per class
-first = torch.stack([(y_train == c).nonzero()[0, 0] for c in range(10)])
-labels = digit_labels("0123456789", 100)  # (1000,)
-copies = x_train[first][labels]  # (1000, 1, 28, 28)
-real_div = diversity(classifier, x_test, y_test)
-print(f"{'':>24} {'accuracy':>9} {'FD':>7} {'diversity':>10}")
-for name, x, y in (
-    ("1,000 real held-out", x_test, y_test),
-    ("1 digit per class x100", copies, labels),
-):
-    acc = classifier_report(classifier, x, y)["accuracy"]
-    with torch.no_grad():
-        fd = frechet_distance(*stats(classifier.features(x).double()), *reference)
-    print(f"{name:>24} {acc:9.1%} {fd:7.1f} {diversity(classifier, x, y):10.2f}")
-
-# %% [markdown]
-# The copies score at least as well as real digits on accuracy, and diversity (eq. 7.5) drops to 0.
-# FD sees it too: with $\Sigma_1 = 0$, eq. (7.3) leaves the whole $\operatorname{Tr}\Sigma_2$ of the
-# real digits to pay.
-
-# %% [markdown]
-# ## 4. Inside CLIP
-#
-# CLIP's loss, eq. (7.6), works on the matrix of scaled cosines between every image and every caption
+# CLIP's loss, eq. (8.1), works on the matrix of scaled cosines between every image and every caption
 # of a batch. Here is one such batch: ten held-out digits, one per class, and the captions
 # "a handwritten digit zero." … "a handwritten digit nine.". Training pushes the diagonal up and
 # everything else down, row-wise (which caption?) and column-wise (which image?).
@@ -232,7 +131,7 @@ ax.set(
 ax.grid(False)
 
 # %% [markdown]
-# **Zero-shot with prompt templates.** Eq. (7.7) applies the softmax per template and averages. Each
+# **Zero-shot with prompt templates.** Eq. (8.2) applies the softmax per template and averages. Each
 # template's probability of the true digit, for three held-out digits, then the ensemble:
 
 # %%
@@ -276,7 +175,7 @@ for templates in (
 # understanding of language. The last "template" names no digit at all, so all ten prompts are
 # identical, the softmax is uniform, and accuracy falls to chance.
 #
-# ## 5. Is it the digit or the judge?
+# ## 3. Is it the digit or the judge?
 #
 # A common observation is that CLIP scores the 1, 0 and 7 high and the 5, 3 and 8 low. For the shipped model
 # `diffusion-lessons evaluate` wrote the per-class CLIP score $p_\text{CLIP}(y \mid x)$ of 1,000 generated
@@ -307,7 +206,7 @@ print(
 )
 
 # %% [markdown]
-# ## 6. Sample 10 digits and score them
+# ## 4. Sample 10 digits and score them
 #
 # The shipped model (`checkpoints/small.pt`), one digit of each class, DDIM with 20 steps, no guidance.
 
@@ -330,8 +229,8 @@ for y, pc, pk in zip(y10.tolist(), p_cls, p_clip):
 # Where the two judges disagree, look at the image yourself: which judge would you believe?
 #
 # Ten samples are far too few for an FD: with $n = 10$ the floor would dwarf any difference
-# (section 2). That is why the chapter's numbers come from 1,000 samples.
+# (chapter 07's notebook, section 2). That is why the chapter's numbers come from 1,000 samples.
 #
 # **Try it:** draw 20 candidates per digit instead of one and keep the one CLIP likes best
-# (`rerank`, eq. 7.8). Does the classifier agree with CLIP's choices more often than with the first
+# (`rerank`, eq. 8.3). Does the classifier agree with CLIP's choices more often than with the first
 # draw?

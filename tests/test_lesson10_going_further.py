@@ -1,4 +1,4 @@
-"""Going further (lesson 09): diffusers' schedulers drive our U-Net and reproduce lesson
+"""Going further (lesson 10): diffusers' schedulers drive our U-Net and reproduce lesson
 06's samplers; the training loop on 2 processes (gloo) equals one process and resumes on
 any number of processes.
 """
@@ -25,8 +25,8 @@ from diffusion_lessons.lesson05_training import (
     train,
 )
 from diffusion_lessons.lesson06_sampling import sample, sampling_timesteps
-from diffusion_lessons.lesson08_guidance import GuidedModel, guided_eps
-from diffusion_lessons.lesson09_going_further import (
+from diffusion_lessons.lesson09_guidance import GuidedModel, guided_eps
+from diffusion_lessons.lesson10_going_further import (
     course_sample,
     course_t,
     diffusers_guidance,
@@ -63,7 +63,7 @@ def needs_diffusers():
 
 @given(w=st.floats(-1, 20), seed=st.integers(0, 2**31))
 def test_guidance_scale_is_one_plus_w(w, seed):
-    """Eq. 9.3: diffusers' combination with s = 1 + w is lesson 08's eq. 8.1."""
+    """Eq. 10.3: diffusers' combination with s = 1 + w is lesson 09's eq. 9.1."""
     assert guidance_weight(guidance_scale(w)) == pytest.approx(w)
     torch.manual_seed(seed)
     net = UNet(MICRO).eval()
@@ -123,7 +123,7 @@ def test_diffusers_ddim_reproduces_lesson06(model, name, steps):
     is float32 rounding: diffusers keeps alpha_bar as a float32 cumulative product,
     we keep float64 (test below)."""
     needs_diffusers()
-    from diffusion_lessons.lesson09_going_further import (
+    from diffusion_lessons.lesson10_going_further import (
         diffusers_sample,
         make_scheduler,
     )
@@ -157,7 +157,7 @@ def test_ddim_difference_is_only_float32_rounding(model):
     """With float64 noise levels and a float64 network the two DDIMs agree to 1e-10:
     the update is the same algebra (eqs. 6.1-6.3 with eps recomputed from the clip)."""
     needs_diffusers()
-    from diffusion_lessons.lesson09_going_further import (
+    from diffusion_lessons.lesson10_going_further import (
         diffusers_sample,
         make_scheduler,
     )
@@ -174,8 +174,8 @@ def test_ddim_difference_is_only_float32_rounding(model):
             return self.net(xt.double(), t, y)
 
     ddim = make_scheduler("ddim", sch)
-    ddim.alphas_cumprod = sch.alpha_bar[1:]  # eq. 9.1 in float64
-    ddim.final_alpha_cumprod = sch.alpha_bar[0]  # eq. 9.2
+    ddim.alphas_cumprod = sch.alpha_bar[1:]  # eq. 10.1 in float64
+    ddim.final_alpha_cumprod = sch.alpha_bar[0]  # eq. 10.2
     theirs, _ = diffusers_sample(
         Float64(),
         sch,
@@ -199,7 +199,7 @@ def test_diffusers_ddpm_reproduces_lesson06(model, name):
     float32 roundings of the same number differ by ~1e-7 per step, and 100 noisy steps
     carry that to ~1e-5 (linear: 3e-5 mean, 7e-5 largest pixel)."""
     needs_diffusers()
-    from diffusion_lessons.lesson09_going_further import (
+    from diffusion_lessons.lesson10_going_further import (
         diffusers_sample,
         make_scheduler,
     )
@@ -231,7 +231,7 @@ def test_ode_solvers_run_on_whole_steps(model, name, nfe):
     """Euler, Heun and DPM-Solver++ drive the U-Net on integer steps from t = T, count
     their evaluations, and end in [-1, 1]; the same seed gives the same images."""
     needs_diffusers()
-    from diffusion_lessons.lesson09_going_further import (
+    from diffusion_lessons.lesson10_going_further import (
         diffusers_sample,
         make_scheduler,
     )
@@ -257,12 +257,12 @@ def test_ode_solvers_run_on_whole_steps(model, name, nfe):
 @pytest.mark.parametrize("steps", [5, 20])
 def test_euler_is_ddim_without_the_clip(model, steps):
     """One Euler step in x = x_t / sqrt(alpha_bar_t) is eq. 6.3 with eta = 0 (section
-    9.6); EulerDiscreteScheduler has no clipping, so it is lesson 06's DDIM with
+    10.6); EulerDiscreteScheduler has no clipping, so it is lesson 06's DDIM with
     clip_x0=False. Its first draw is scaled by sigma_T, not sqrt(1 + sigma_T^2): a
     relative difference of 1 / (2 sigma_T^2), negligible for the cosine schedule and
     not for a schedule that ends with little noise (linear at T = 100)."""
     needs_diffusers()
-    from diffusion_lessons.lesson09_going_further import (
+    from diffusion_lessons.lesson10_going_further import (
         diffusers_sample,
         make_scheduler,
     )
@@ -292,7 +292,7 @@ def test_euler_is_ddim_without_the_clip(model, steps):
 
 def test_unknown_scheduler_is_one_clear_line():
     needs_diffusers()
-    from diffusion_lessons.lesson09_going_further import make_scheduler
+    from diffusion_lessons.lesson10_going_further import make_scheduler
 
     with pytest.raises(ValueError, match="choose one of"):
         make_scheduler("lms", make_schedule("cosine", 10))
@@ -305,8 +305,8 @@ def test_unknown_scheduler_is_one_clear_line():
 
 @given(B=st.integers(1, 16), nproc=st.integers(1, 4), seed=st.integers(0, 2**31))
 def test_shards_average_to_the_single_process_loss(B, nproc, seed):
-    """Eqs. 9.5-9.6: the mean of the shard losses is lesson 05's loss on the batch, and
-    every shard consumes the generator as one process would."""
+    """Eqs. 10.5-10.6: the mean of the shard losses is lesson 05's loss on the batch,
+    and every shard consumes the generator as one process would."""
     B *= nproc
     sch = make_schedule("cosine", MICRO.T)
     torch.manual_seed(seed % 1000)
@@ -423,7 +423,7 @@ def test_exercise_properties_hold_for_the_course_and_catch_the_bugs():
     )
     import types
 
-    from diffusion_lessons import lesson09_going_further as course
+    from diffusion_lessons import lesson10_going_further as course
     from diffusion_lessons.properties import lesson09
 
     impl = types.SimpleNamespace(**{f: getattr(course, f) for f in lesson09.FUNCTIONS})

@@ -1,24 +1,24 @@
-"""Lesson 09: going further, to diffusers' schedulers and to many processes.
+"""Lesson 10: going further, to diffusers' schedulers and to many processes.
 
-Chapter: docs/lessons/09-going-further.md
+Chapter: docs/lessons/10-going-further.md
 
 Part 1. The course numbers the steps t = 1..T and keeps T + 1 values alpha_bar_0..T,
 with alpha_bar_0 = 1 ("no noise yet"). diffusers numbers them k = 0..T-1 and keeps T
 values ``alphas_cumprod``. Given our betas, its table is ours shifted by one place:
 
-    (9.1)   k = t - 1,   alphas_cumprod[k] = alpha_bar_{k+1} = alpha_bar_t
-    (9.2)   final_alpha_cumprod = alpha_bar_0 = 1    (set_alpha_to_one=True)
+    (10.1)   k = t - 1,   alphas_cumprod[k] = alpha_bar_{k+1} = alpha_bar_t
+    (10.2)   final_alpha_cumprod = alpha_bar_0 = 1    (set_alpha_to_one=True)
 
-A diffusers pipeline guides with a scale s; lesson 08's eq. 8.1 is the same line:
+A diffusers pipeline guides with a scale s; lesson 09's eq. 9.1 is the same line:
 
-    (9.3)   eps = eps_∅ + s (eps_c - eps_∅),   s = 1 + w
+    (10.3)   eps = eps_∅ + s (eps_c - eps_∅),   s = 1 + w
 
 DDIMScheduler with clip_sample=True and use_clipped_model_output=True is eqs. 6.1-6.3
 (eps recomputed from the clipped x0_pred); DDPMScheduler ("fixed_small") is eq. 6.4.
 Euler, Heun and DPM-Solver++ integrate the probability-flow ODE in the variable x =
 x_t / sqrt(alpha_bar_t) = x0 + sigma_t eps, whose noise level is
 
-    (9.4)   sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t),
+    (10.4)   sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t),
             x_t = x / sqrt(1 + sigma_t^2)
 
 (the second half is ``scale_model_input``). "trailing" timestep spacing starts at k =
@@ -27,7 +27,7 @@ U-Net takes. Part 2, the same training loop across processes, is in ``distribute
 
 Builds on: lesson01_forward_noise (Schedule), lesson05_training (train, load_trained,
 use_bf16, PRESETS), lesson06_sampling (sample, reverse_step, digit_labels, SHIPPED),
-lesson08_guidance (GuidedModel, RECOMMENDED_W), distributed (spawn_local), plotting.
+lesson09_guidance (GuidedModel, RECOMMENDED_W), distributed (spawn_local), plotting.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from .distributed import shard, spawn_local  # noqa: F401 (shard: the exercise's
 from .lesson01_forward_noise import Schedule
 from .lesson05_training import PRESETS, load_checkpoint, train, use_bf16
 from .lesson06_sampling import SHIPPED, digit_labels, reverse_step, sample
-from .lesson08_guidance import RECOMMENDED_W, GuidedModel
+from .lesson09_guidance import RECOMMENDED_W, GuidedModel
 from .plotting import DIGIT_COLORS, new_figure, savefig, show_images
 
 #: our sampler name -> the diffusers class that takes its place
@@ -70,7 +70,7 @@ def has_diffusers() -> bool:
 
 
 def guidance_scale(w: float) -> float:
-    """Our guidance weight w (eq. 8.1) -> diffusers' ``guidance_scale`` s (eq. 9.3)."""
+    """Our guidance weight w (eq. 9.1) -> diffusers' ``guidance_scale`` s (eq. 10.3)."""
     return 1.0 + w
 
 
@@ -80,12 +80,12 @@ def guidance_weight(s: float) -> float:
 
 
 def diffusers_guidance(eps_cond, eps_uncond, s: float) -> torch.Tensor:
-    """Eq. 9.3 as diffusers' pipelines write it: (B, C, H, W) each."""
+    """Eq. 10.3 as diffusers' pipelines write it: (B, C, H, W) each."""
     return eps_uncond + s * (eps_cond - eps_uncond)
 
 
 def course_t(k) -> int:
-    """diffusers' timestep k (0..T-1) -> our t (1..T), eq. 9.1."""
+    """diffusers' timestep k (0..T-1) -> our t (1..T), eq. 10.1."""
     if float(k) != int(k):
         raise ValueError(
             f"diffusers asked for the fractional timestep {float(k)}; the U-Net takes "
@@ -95,7 +95,7 @@ def course_t(k) -> int:
 
 
 def make_scheduler(name: str, schedule: Schedule, clip: bool = True):
-    """A diffusers scheduler on OUR noise levels (eqs. 9.1-9.2), clipping x0_pred to
+    """A diffusers scheduler on OUR noise levels (eqs. 10.1-10.2), clipping x0_pred to
     [-1, 1] as lesson 06 does (``clip``; Euler has no such option)."""
     if not has_diffusers():
         raise ImportError(f"This needs the diffusers library: {INSTALL}")
@@ -147,7 +147,7 @@ def diffusers_sample(
 ) -> tuple[torch.Tensor, int]:
     """Draw one image per label with a diffusers ``scheduler`` doing every update.
 
-    Our part is the network (with guidance w, lesson 08) and the conventions; the step
+    Our part is the network (with guidance w, lesson 09) and the conventions; the step
     itself is ``scheduler.step``. Returns x0 (B, C, H, W) in [-1, 1] and the number of
     network evaluations (NFE; a guided evaluation is one batched pass).
     """
@@ -163,8 +163,8 @@ def diffusers_sample(
         kwargs.update(eta=eta, use_clipped_model_output=scheduler.config.clip_sample)
     bf16 = use_bf16(precision, device)
     for k in scheduler.timesteps:
-        xt = scheduler.scale_model_input(x, k)  # eq. 9.4: back to our x_t
-        t = torch.full((len(labels),), course_t(k), device=device)  # eq. 9.1
+        xt = scheduler.scale_model_input(x, k)  # eq. 10.4: back to our x_t
+        t = torch.full((len(labels),), course_t(k), device=device)  # eq. 10.1
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             eps_pred = guided(xt, t, labels)
         eps_pred = eps_pred.float() if bf16 else eps_pred  # float32 (or float64)
@@ -281,7 +281,7 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         for name, n in [("dpm++", 10), ("euler", 10), ("heun", 5)]:
             x, nfe, _ = run_sampler(model, schedule, labels, name, n, w, seed=0)
             results.append((f"{SCHEDULERS[name][:-9]}, {nfe}", x))
-        files.append(savefig(fig_schedulers(results), out / "09_schedulers.png"))
+        files.append(savefig(fig_schedulers(results), out / "10_schedulers.png"))
     else:
         print(f"Part 1 needs diffusers and checkpoints/small.pt ({INSTALL}); skipped.")
     cfg = dataclasses.replace(
@@ -300,7 +300,7 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
     numbers["max |loss 1 process - loss 2 processes|"] = max(
         abs(a - b) for a, b in zip(single, multi)
     )
-    files.append(savefig(fig_distributed(single, multi, 2), out / "09_distributed.png"))
+    files.append(savefig(fig_distributed(single, multi, 2), out / "10_distributed.png"))
     for k, v in numbers.items():
         print(f"{k}: {v:.2e}")
     for f in files:
@@ -310,7 +310,7 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Lesson 09: diffusers' schedulers; training on N processes."
+        description="Lesson 10: diffusers' schedulers; training on N processes."
     )
     parser.add_argument("--out", default="figures", help="folder for the figures")
     parser.add_argument("--quick", action="store_true", help="fewer steps")

@@ -11,20 +11,20 @@
 # ---
 
 # %% [markdown]
-# # 08 · Classifier-free guidance (notebook)
+# # 09 · Classifier-free guidance (notebook)
 #
-# The hands-on companion to [chapter 08](../../lessons/08-guidance/). In a few seconds on a CPU you
+# The hands-on companion to [chapter 09](../../lessons/09-guidance/). In a few seconds on a CPU you
 # will:
 #
 # 1. load the shipped checkpoint, one network that is both a conditional and an unconditional model;
-# 2. check numerically that the guided prediction (eq. 8.1) at $w = 0$ *is* the conditional prediction
+# 2. check numerically that the guided prediction (eq. 9.1) at $w = 0$ *is* the conditional prediction
 #    and at $w = -1$ the unconditional one, and that the two conventions $w$ and $s = 1 + w$ agree;
 # 3. sample one digit of each class at $w = 0, 1, 3$ from the same noise (DDIM, 20 steps), and ask the
 #    classifier how sure it is;
-# 4. look at what guidance pushes: the clean-image estimates of eq. (8.8), and the size of
-#    $\epsilon_c - \epsilon_\varnothing$, the implicit classifier's gradient (eq. 8.5), over $t$.
+# 4. look at what guidance pushes: the clean-image estimates of eq. (9.8), and the size of
+#    $\epsilon_c - \epsilon_\varnothing$, the implicit classifier's gradient (eq. 9.5), over $t$.
 #
-# Everything here is the package's own code: `diffusion_lessons.lesson08_guidance`.
+# Everything here is the package's own code: `diffusion_lessons.lesson09_guidance`.
 
 # %%
 import time
@@ -35,8 +35,8 @@ from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson01_forward_noise import q_sample
 from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson06_sampling import SHIPPED, sample
-from diffusion_lessons.lesson07_evaluation import load_classifier, predict_proba
-from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel, guided_eps
+from diffusion_lessons.lesson07_classifier import load_classifier, predict_proba
+from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel, guided_eps
 from diffusion_lessons.plotting import new_figure, show_images
 
 # %% tags=["setup"]
@@ -60,7 +60,7 @@ print(
 )
 
 # %% [markdown]
-# ## 1. One network, two predictions, and eq. (8.1) at its limits
+# ## 1. One network, two predictions, and eq. (9.1) at its limits
 #
 # Take one held-out digit of each class, noise it to $t = 500$ with eq. (1.3), and ask the network for
 # $\epsilon_\theta(x_t, t, c)$ (the true label) and $\epsilon_\theta(x_t, t, \varnothing)$ (label 10), in two separate
@@ -78,7 +78,7 @@ with torch.no_grad():
     eps_u = model(xt, t, torch.full_like(y, null))  # (10, 1, 28, 28) unconditional
     print(f"the label matters: max |eps_c - eps_u| = {(eps_c - eps_u).abs().max():.3f}")
     print(
-        f"{'w':>5} {'|eps_w - eps_c|':>16} {'|eps_w - eps_u|':>16} {'|eps_w - eq. 8.2|':>18}"
+        f"{'w':>5} {'|eps_w - eps_c|':>16} {'|eps_w - eps_u|':>16} {'|eps_w - eq. 9.2|':>18}"
     )
     for w in (0.0, -1.0, 1.0, 3.0):
         eps_w = guided_eps(model, xt, t, y, w)
@@ -91,7 +91,7 @@ with torch.no_grad():
 # %% [markdown]
 # At $w = 0$ the guided prediction equals the conditional one and at $w = -1$ the unconditional one, up to
 # float32 rounding (a batch of 20 and a batch of 10 may be computed in a slightly different order, so the
-# last digits can differ); the last column checks that eq. (8.2) with $s = 1 + w$ is the same rule. At
+# last digits can differ); the last column checks that eq. (9.2) with $s = 1 + w$ is the same rule. At
 # $w = 1$ and $w = 3$ the guided prediction differs from both: it is an *extrapolation*, beyond the
 # conditional prediction.
 
@@ -100,7 +100,7 @@ with torch.no_grad():
 #
 # One digit of each class, from the same initial noise (seed 0), DDIM with 20 steps, at $w = 0, 1, 3$.
 # The classifier of chapter 07 then reads each sample; $p(c \mid x)$ is its probability for the *requested*
-# digit: eq. (8.7) says guidance should raise it.
+# digit: eq. (9.7) says guidance should raise it.
 
 # %%
 labels = torch.arange(10)
@@ -138,7 +138,7 @@ for w, x in samples.items():
 # Ten samples are far too few to measure accuracy (the chapter uses 1,000 per $w$), but two things are
 # visible already. Along a column the noise is the same, so the digit keeps its rough pose while guidance
 # fixes it, thickens and simplifies it. And the classifier's probability for the requested digit rises, as
-# eq. (8.7) predicts.
+# eq. (9.7) predicts.
 #
 # What does a guided step cost? Time one network call for the 10 images, unguided and guided (one batched
 # call on 20 images), and two separate calls for comparison; the best of 20 repeats filters out the noise of
@@ -181,11 +181,11 @@ print(
 
 
 # %% [markdown]
-# ## 3. What guidance pushes: the clean-image estimates (eq. 8.8)
+# ## 3. What guidance pushes: the clean-image estimates (eq. 9.8)
 #
 # From $\epsilon$ the sampler estimates the clean image, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$
 # (eq. 6.1). For the held-out 4 at three noise levels, compare the estimate from the unconditional
-# prediction, from the conditional one, and from the guided one at $w = 3$; eq. (8.8) says the last is
+# prediction, from the conditional one, and from the guided one at $w = 3$; eq. (9.8) says the last is
 # $(1 + w)\,\hat x_0(c) - w\,\hat x_0(\varnothing)$.
 
 # %%
@@ -208,7 +208,7 @@ for t_show in (800, 500, 200):
     x0_hat = [(xt1 - (1 - ab).sqrt() * e) / ab.sqrt() for e in (e_u, e_c, e_w)]
     gap = (x0_hat[2] - ((1 + w) * x0_hat[1] - w * x0_hat[0])).abs().max().item()
     print(
-        f"t = {t_show}: eq. 8.8 holds to {gap:.1e}; guided estimate spans [{x0_hat[2].min():.2f}, {x0_hat[2].max():.2f}]"
+        f"t = {t_show}: eq. 9.8 holds to {gap:.1e}; guided estimate spans [{x0_hat[2].min():.2f}, {x0_hat[2].max():.2f}]"
     )
     rows += [xt1] + x0_hat
 names = ["x_t", "x0 from ∅", "x0 from c", f"x0, w = {w:g}"]
@@ -235,7 +235,7 @@ fig.tight_layout()
 #
 # How large is $\epsilon_c - \epsilon_\varnothing$ at each noise level? Noise 30 held-out digits (3 per class)
 # at steps across the schedule and measure, per image, the root-mean-square over pixels of
-# $\epsilon_c - \epsilon_\varnothing$, next to that of $\epsilon_c$ itself (left). By eq. (8.8), one unit of $w$ moves
+# $\epsilon_c - \epsilon_\varnothing$, next to that of $\epsilon_c$ itself (left). By eq. (9.8), one unit of $w$ moves
 # the sampler's guess of the clean image by $\hat x_0(c) - \hat x_0(\varnothing) = -\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}\,
 # (\epsilon_c - \epsilon_\varnothing)$ (right; $t = 1000$ is left out, where $\bar\alpha_T \approx 2 \cdot 10^{-9}$ and
 # $\hat x_0$ means nothing before it is clipped).
@@ -261,7 +261,7 @@ for t_val in steps:
     rms = lambda v: v.pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item()
     diff_rms.append(rms(e_c - e_u))
     eps_rms.append(rms(e_c))
-    # |x0_hat(c) - x0_hat(∅)|, eq. 8.8
+    # |x0_hat(c) - x0_hat(∅)|, eq. 9.8
     push_rms.append(rms(((1 - ab) / ab).sqrt() * (e_c - e_u)))
 
 fig, axes = new_figure(1, 2, size=(10, 3.4))
@@ -297,5 +297,5 @@ for s_, d, e, p in zip(steps, diff_rms, eps_rms, push_rms):
 # last few hundred steps it barely changes the image.
 #
 # **Try it:** apply guidance only on part of the schedule (for example only for $t > 500$) by writing a
-# wrapper like `GuidedModel` whose `forward` looks at `t`, and compare the samples of section 2 (chapter 08,
+# wrapper like `GuidedModel` whose `forward` looks at `t`, and compare the samples of section 2 (chapter 09,
 # exercise 4, measures it properly).

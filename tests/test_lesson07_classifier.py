@@ -1,45 +1,19 @@
-"""Lesson 07: the Fréchet distance, the classifier metrics, re-ranking, CLIP scoring and
-clear errors.
+"""Lesson 07: the Fréchet distance, the classifier metrics, the recognisability curve,
+the classifier's evaluation and clear errors.
 """
 
 import math
-import time
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from diffusion_lessons import lesson07_evaluation as L
+from diffusion_lessons import lesson07_classifier as L
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNET_PRESETS, UNet
 from diffusion_lessons.lesson06_sampling import save_samples
-
-TINY_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {
-        "image_size": 28,
-        "patch_size": 14,
-        "width": 32,
-        "layers": 1,
-        "head_width": 16,
-        "mlp_ratio": 1.0,
-    },
-    "text_cfg": {
-        "context_length": 16,
-        "vocab_size": 49408,
-        "width": 16,
-        "heads": 1,
-        "layers": 1,
-        "mlp_ratio": 1.0,
-    },
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_clip():
-    return L.new_digit_clip(TINY_CLIP, name="digit-clip-test", seed=0)
 
 
 def gaussian(seed: int, D: int, n: int):
@@ -196,111 +170,6 @@ def test_classifier_save_load_roundtrip_and_clear_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Re-ranking (eq. 7.8)
-# ---------------------------------------------------------------------------
-
-
-@settings(max_examples=40)
-@given(st.integers(1, 5), st.integers(1, 9), st.data())
-def test_rerank_keeps_the_highest_scoring_candidates(G, N, data):
-    keep = data.draw(st.integers(1, N))
-    scores = torch.tensor(
-        data.draw(st.lists(st.floats(-1e3, 1e3), min_size=G * N, max_size=G * N))
-    ).view(G, N)
-    # each candidate "is" its flat index
-    candidates = torch.arange(G * N).view(G, N, 1) * 1.0
-    kept, idx = L.rerank(candidates, scores, keep)
-    assert kept.shape == (G, keep, 1) and idx.shape == (G, keep)
-    for g in range(G):
-        assert torch.equal(kept[g, :, 0].long(), g * N + idx[g])
-        chosen = scores[g, idx[g]]
-        dropped = scores[g][~torch.isin(torch.arange(N), idx[g])]
-        assert torch.equal(chosen, scores[g].sort(descending=True).values[:keep])
-        assert dropped.numel() == 0 or chosen.min() >= dropped.max()
-    with pytest.raises(ValueError, match="keep"):
-        L.rerank(candidates, scores, N + 1)
-
-
-# ---------------------------------------------------------------------------
-# CLIP
-# ---------------------------------------------------------------------------
-
-
-@settings(max_examples=8)
-@given(st.integers(1, 9))
-def test_clip_scores_are_probabilities_for_any_batch(tiny_clip, n):
-    images = torch.rand(n, 1, 28, 28) * 2 - 1
-    p = L.clip_scores(tiny_clip.model, tiny_clip.tokenizer, None, images)
-    assert p.shape == (n, 10) and (p >= 0).all()
-    assert torch.allclose(p.sum(-1), torch.ones(n), atol=1e-5)
-
-
-def test_clip_input_and_pil_preprocess_agree(tiny_clip):
-    images = torch.rand(3, 1, 28, 28) * 2 - 1
-    x = L.clip_input(tiny_clip.model, images)
-    assert x.shape == (3, 3, 28, 28)
-    p_tensor = L.clip_scores(tiny_clip.model, tiny_clip.tokenizer, None, images)
-    p_pil = L.clip_scores(
-        tiny_clip.model, tiny_clip.tokenizer, tiny_clip.preprocess, images
-    )
-    # the PIL path rounds pixels to 8 bits
-    assert torch.allclose(p_tensor, p_pil, atol=0.05)
-
-
-def test_digit_clip_save_load_roundtrip(tiny_clip, tmp_path):
-    path = L.save_digit_clip(
-        tiny_clip,
-        tmp_path / "clip.pt",
-        {"zero_shot_accuracy": 0.1},
-        TINY_CLIP,
-        name="digit-clip-test",
-    )
-    # the word table keeps only the rows the captions use
-    assert path.stat().st_size < 200_000
-    loaded = L.load_clip("digit-clip", weights=path)
-    assert loaded.label.startswith(
-        "digit-CLIP trained offline (clip.pt; zero-shot 10.0%"
-    )
-    images = torch.rand(4, 1, 28, 28) * 2 - 1
-    scores = [
-        L.clip_scores(c.model, c.tokenizer, None, images) for c in (tiny_clip, loaded)
-    ]
-    assert torch.equal(*scores)
-    with pytest.raises(
-        L.EvaluationError,
-        match=r"No digit-CLIP weights at .*missing\.pt.*train-clip --out",
-    ):
-        L.load_clip("digit-clip", weights=tmp_path / "missing.pt")
-    (tmp_path / "bad.pt").write_bytes(b"junk")
-    with pytest.raises(L.EvaluationError, match="not a readable digit-CLIP file"):
-        L.load_clip("digit-clip", weights=tmp_path / "bad.pt")
-
-
-def test_local_open_clip_weight_file_loads_exactly(tiny_clip, tmp_path):
-    # any open_clip state dict file
-    torch.save(tiny_clip.model.state_dict(), tmp_path / "weights.bin")
-    loaded = L.load_clip("digit-clip-test", weights=tmp_path / "weights.bin")
-    assert loaded.label == f"digit-clip-test weights from {tmp_path / 'weights.bin'}"
-    images = torch.rand(2, 1, 28, 28) * 2 - 1
-    assert torch.equal(
-        *[
-            L.clip_scores(c.model, c.tokenizer, None, images)
-            for c in (tiny_clip, loaded)
-        ]
-    )
-
-
-def test_hub_weights_offline_fail_fast_with_the_documented_message(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
-    with pytest.raises(L.EvaluationError, match=r"--clip-weights PATH.*--clip digit"):
-        L.load_clip("ViT-B-32", "openai")
-    assert time.perf_counter() - start < 5
-    with pytest.raises(L.EvaluationError, match="No CLIP weight file"):
-        L.load_clip("ViT-B-32", weights="no/such/file.safetensors")
-
-
-# ---------------------------------------------------------------------------
 # End to end with a random tiny diffusion model (shapes and keys, not quality)
 # ---------------------------------------------------------------------------
 
@@ -313,19 +182,16 @@ def tiny_setup():
     return UNet(UNET_PRESETS["tiny"]).eval(), make_schedule("cosine", 1000), classifier
 
 
-def test_evaluate_samples_and_report(tiny_setup, tiny_clip):
+def test_evaluate_samples_and_report(tiny_setup):
     _, _, classifier = tiny_setup
     images, labels = load_digits("mnist-5k", "test", limit=30)
-    report = L.evaluate_samples(images, labels, classifier, tiny_clip)
+    report = L.evaluate_samples(images, labels, classifier)
     for key in (
         "accuracy",
         "per_class",
         "frechet_distance",
         "frechet_floor",
         "n",
-        "clip_score",
-        "clip_accuracy",
-        "clip_agreement",
         "confusion",
         "mean_confidence",
     ):
@@ -336,10 +202,10 @@ def test_evaluate_samples_and_report(tiny_setup, tiny_clip):
         and report["frechet_distance"] >= 0
     )
     text = L.format_report(report)
-    assert "Fréchet classifier distance" in text and "digit-clip-test" in text
+    assert "Fréchet classifier distance" in text and "CLIP" not in text
 
 
-def test_recognisability_rerank_and_finetune_run(tiny_setup, tiny_clip):
+def test_recognisability_curve_runs(tiny_setup):
     model, schedule, classifier = tiny_setup
     curve = L.recognisability_curve(model, schedule, classifier, per_digit=2, steps=3)
     assert (
@@ -352,24 +218,6 @@ def test_recognisability_rerank_and_finetune_run(tiny_setup, tiny_clip):
         28,
         28,
     )
-    ranked = L.rerank_experiment(
-        model, schedule, classifier, tiny_clip, per_digit=2, candidates=2, steps=2
-    )
-    assert ranked["after"]["clip_score"] >= ranked["before"]["clip_score"] - 1e-6
-    assert ranked["after"]["images"].shape == (20, 1, 28, 28)
-    ref = L.feature_stats(classifier, load_digits("mnist-5k", "test", limit=50)[0])
-    tuned = L.finetune_on_top(
-        model,
-        schedule,
-        ranked["after"]["images"],
-        ranked["after"]["labels"],
-        classifier,
-        ref,
-        finetune_steps=2,
-        per_digit=2,
-        steps=2,
-    )
-    assert set(tuned) == {"before", "after"} and tuned["after"]["frechet_distance"] >= 0
 
 
 def test_evaluate_command_on_a_samples_file(tmp_path, tiny_setup):
@@ -384,8 +232,6 @@ def test_evaluate_command_on_a_samples_file(tmp_path, tiny_setup):
             str(tmp_path / "s.npz"),
             "--classifier",
             str(tmp_path / "c.pt"),
-            "--clip",
-            "none",
             "--json",
             str(tmp_path / "r.json"),
         ]

@@ -1,8 +1,12 @@
-"""Classifier-free guidance (lesson 08): eq. 8.1's limits and linearity, sampling with
+"""Classifier-free guidance (lesson 09): eq. 9.1's limits and linearity, sampling with
 guidance, other shapes.
 """
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +17,7 @@ from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNet, UNetConfig
 from diffusion_lessons.lesson05_training import PRESETS, diffusion_loss, train
 from diffusion_lessons.lesson06_sampling import sample
-from diffusion_lessons.lesson08_guidance import GuidedModel, guided_eps
+from diffusion_lessons.lesson09_guidance import GuidedModel, guided_eps
 
 
 class Recorder(torch.nn.Module):
@@ -179,3 +183,67 @@ def test_cifar_shapes_train_and_sample_with_the_same_code(tmp_path, monkeypatch)
         generator=torch.Generator().manual_seed(0),
     )
     assert x.shape == (4, 3, 32, 32)
+
+
+# ---------------------------------------------------------------------------
+# Guidance needs the classifier, not CLIP
+# ---------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+NO_CLIP = """
+import sys
+import diffusion_lessons.lesson09_guidance
+{extra}
+assert "open_clip" not in sys.modules, "open_clip was imported"
+print("no open_clip")
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "",
+        "from diffusion_lessons.cli import main\n"
+        "try:\n    main(['sample', '--help'])\nexcept SystemExit:\n    pass",
+    ],
+    ids=["import", "sample --help"],
+)
+def test_guidance_and_sample_do_not_import_open_clip(extra):
+    """Lesson 09 builds on lesson 07's classifier only: importing it, or asking
+    ``diffusion-lessons sample`` for its help, leaves open_clip (lesson 08) unloaded."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", NO_CLIP.format(extra=extra)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no open_clip" in out.stdout
+
+
+def test_sample_help_as_a_module_does_not_import_open_clip():
+    """The same through ``python -m diffusion_lessons sample --help``, in a fresh
+    process that reports what it imported."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['diffusion_lessons', 'sample', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('diffusion_lessons', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('open_clip' in sys.modules)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

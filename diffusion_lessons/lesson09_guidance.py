@@ -1,6 +1,6 @@
-"""Lesson 08: classifier-free guidance, and how far it can be pushed.
+"""Lesson 09: classifier-free guidance, and how far it can be pushed.
 
-Chapter: docs/lessons/08-guidance.md
+Chapter: docs/lessons/09-guidance.md
 
 Lesson 05 trained one network two ways at once: with probability p_uncond the label was
 replaced by the null class ∅, so eps_theta(x_t, t, c) is the conditional and
@@ -8,19 +8,19 @@ eps_theta(x_t, t, ∅) the unconditional noise prediction. Guidance (Ho & Salima
 extrapolates away from the unconditional prediction, towards what makes the image look
 like class c:
 
-    (8.1)   eps_w = (1 + w) eps_theta(x_t, t, c) - w eps_theta(x_t, t, ∅)
+    (9.1)   eps_w = (1 + w) eps_theta(x_t, t, c) - w eps_theta(x_t, t, ∅)
           = eps_theta(x_t, t, ∅) + s (eps_theta(x_t, t, c) - eps_theta(x_t, t, ∅)),  s =
-          1 + w  (eq. 8.2)
+          1 + w  (eq. 9.2)
 
 w = 0 (s = 1) is the plain conditional model, w = -1 (s = 0) the unconditional one. The
 other common convention (diffusers' ``guidance_scale``, Stable Diffusion's "CFG scale")
 is s: our w = 2 is their 3. In score terms, eps is proportional to -grad log p(x_t), so
-eq. 8.1 samples from a sharpened p(x_t | c)^(1+w) p(x_t)^(-w) ∝ p(x_t) p(c | x_t)^(1+w):
+eq. 9.1 samples from a sharpened p(x_t | c)^(1+w) p(x_t)^(-w) ∝ p(x_t) p(c | x_t)^(1+w):
 an implicit classifier raised to a power.
 Larger w: more recognisable digits, less variety. The chapter measures that trade-off.
 
 Builds on: lesson05_training (load_trained; its label dropout trained the ∅ prediction),
-lesson06_sampling (sample, digit_labels, SHIPPED), lesson07_evaluation (load_classifier,
+lesson06_sampling (sample, digit_labels, SHIPPED), lesson07_classifier (load_classifier,
 evaluate_samples, feature_stats, diversity), data (load_digits), plotting.
 """
 
@@ -35,7 +35,7 @@ from torch import nn
 from .data import load_digits
 from .lesson05_training import load_trained
 from .lesson06_sampling import SHIPPED, digit_labels, sample
-from .lesson07_evaluation import (
+from .lesson07_classifier import (
     diversity,
     evaluate_samples,
     feature_stats,
@@ -55,7 +55,7 @@ RECOMMENDED_W = 0.5
 def guided_eps(
     model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: float
 ) -> torch.Tensor:
-    """Eq. 8.1 with ONE batched forward pass: the conditional and unconditional halves
+    """Eq. 9.1 with ONE batched forward pass: the conditional and unconditional halves
     share a batch.
 
     Args:
@@ -70,11 +70,11 @@ def guided_eps(
         torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, null])
     ).float()  # (2B, C, H, W)
     eps_cond, eps_uncond = eps.chunk(2)
-    return (1 + w) * eps_cond - w * eps_uncond  # eq. 8.1
+    return (1 + w) * eps_cond - w * eps_uncond  # eq. 9.1
 
 
 class GuidedModel(nn.Module):
-    """A model whose forward is eq. 8.1: pass it to lesson 06's ``sample`` like any
+    """A model whose forward is eq. 9.1: pass it to lesson 06's ``sample`` like any
     model.
     """
 
@@ -236,8 +236,8 @@ def run(
         f"{checkpoint.name}, {len(labels)} samples per w, DDIM {steps} steps, seed 0"
     )
     files = [
-        savefig(fig_sweep(samples, per_digit), out / "08_guidance_sweep.png"),
-        savefig(fig_tradeoff(rows, real_div, source), out / "08_tradeoff.png"),
+        savefig(fig_sweep(samples, per_digit), out / "09_guidance_sweep.png"),
+        savefig(fig_tradeoff(rows, real_div, source), out / "09_tradeoff.png"),
     ]
     table = [
         "| w | accuracy | Fréchet distance | real floor | diversity |",
@@ -250,10 +250,10 @@ def run(
     ]
     table.append(
         f"\n*{source}; real held-out diversity {real_div:.1f}. Made by "
-        "`diffusion-lessons run 8`.*"
+        "`diffusion-lessons run 9`.*"
     )
-    (out / "08_tradeoff.md").write_text("\n".join(table) + "\n")
-    files.append(out / "08_tradeoff.md")
+    (out / "09_tradeoff.md").write_text("\n".join(table) + "\n")
+    files.append(out / "09_tradeoff.md")
     for f in files:
         print(f"wrote {f}")
     return {"rows": rows, "real_diversity": real_div, "files": files}
@@ -261,7 +261,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Lesson 08: classifier-free guidance and its trade-off."
+        description="Lesson 09: classifier-free guidance and its trade-off."
     )
     parser.add_argument(
         "--out", default="figures", help="folder for the figures (default: figures)"

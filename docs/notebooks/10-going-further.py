@@ -11,16 +11,16 @@
 # ---
 
 # %% [markdown]
-# # 09 · Going further (notebook)
+# # 10 · Going further (notebook)
 #
-# The hands-on companion to [chapter 09](../../lessons/09-going-further/). In a few seconds on a CPU
+# The hands-on companion to [chapter 10](../../lessons/10-going-further/). In a few seconds on a CPU
 # you will:
 #
-# 1. put our noise table next to diffusers' and see the shift by one place (eq. 9.1);
+# 1. put our noise table next to diffusers' and see the shift by one place (eq. 10.1);
 # 2. list the steps of the three timestep spacings in our numbering;
 # 3. sample ten guided digits with lesson 06's update and with `DDIMScheduler` on the same steps,
 #    and measure how far apart they end;
-# 4. check eqs. (9.5)–(9.6): the shard losses of two processes average to lesson 05's loss.
+# 4. check eqs. (10.5)–(10.6): the shard losses of two processes average to lesson 05's loss.
 #
 # Parts 1 and 3 need the optional extra (`pip install -e '.[diffusers]'`); without it they say so
 # and the rest runs.
@@ -37,8 +37,8 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from diffusion_lessons.distributed import shard, shard_loss
 from diffusion_lessons.lesson05_training import diffusion_loss, load_trained
 from diffusion_lessons.lesson06_sampling import SHIPPED, digit_labels
-from diffusion_lessons.lesson08_guidance import RECOMMENDED_W, GuidedModel
-from diffusion_lessons.lesson09_going_further import (
+from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel
+from diffusion_lessons.lesson10_going_further import (
     course_sample,
     course_t,
     guidance_scale,
@@ -65,7 +65,7 @@ print(
 
 # %%
 if HAVE_DIFFUSERS:
-    from diffusion_lessons.lesson09_going_further import (
+    from diffusion_lessons.lesson10_going_further import (
         diffusers_sample,
         make_scheduler,
     )
@@ -149,9 +149,9 @@ if HAVE_DIFFUSERS:
 # %% [markdown]
 # ## 4. Two shards, one loss
 #
-# Two "processes" (here: two calls) each compute eq. (9.5) on half of a batch of 64 training-like
+# Two "processes" (here: two calls) each compute eq. (10.5) on half of a batch of 64 training-like
 # images, drawing the random numbers of the whole batch from the same seed. Their mean is lesson
-# 05's loss on the whole batch (eq. 9.6), up to rounding.
+# 05's loss on the whole batch (eq. 10.6), up to rounding.
 
 # %%
 x0, y = torch.rand(64, 1, 28, 28) * 2 - 1, torch.randint(0, 10, (64,))
