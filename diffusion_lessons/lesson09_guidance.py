@@ -27,6 +27,7 @@ evaluate_samples, feature_stats, diversity), data (load_digits), plotting.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -191,6 +192,36 @@ def fig_tradeoff(
     return fig
 
 
+def write_tradeoff(
+    rows: list[dict], real_diversity: float, source: str, out: Path
+) -> list[Path]:
+    """Table 9.1 as Markdown (09_tradeoff.md) and the same rows as JSON
+    (09_tradeoff.json), from which the chapters quote their numbers.
+    """
+    table = [
+        "| w | accuracy | Fréchet distance | real floor | diversity |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    table += [
+        f"| {r['w']:g} | {r['accuracy']:.1%} | {r['frechet_distance']:.1f} | "
+        f"{r['frechet_floor']:.1f} | {r['diversity']:.1f} |"
+        for r in rows
+    ]
+    table.append(
+        f"\n*{source}; real held-out diversity {real_diversity:.1f}. Made by "
+        "`diffusion-lessons run 9`.*"
+    )
+    (out / "09_tradeoff.md").write_text("\n".join(table) + "\n")
+    record = {
+        "rows": rows,
+        "real_diversity": real_diversity,
+        "source": source,
+        "command": "diffusion-lessons run 9",
+    }
+    (out / "09_tradeoff.json").write_text(json.dumps(record, indent=1) + "\n")
+    return [out / "09_tradeoff.md", out / "09_tradeoff.json"]
+
+
 # ---------------------------------------------------------------------------
 # Run the lesson
 # ---------------------------------------------------------------------------
@@ -239,21 +270,7 @@ def run(
         savefig(fig_sweep(samples, per_digit), out / "09_guidance_sweep.png"),
         savefig(fig_tradeoff(rows, real_div, source), out / "09_tradeoff.png"),
     ]
-    table = [
-        "| w | accuracy | Fréchet distance | real floor | diversity |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    table += [
-        f"| {r['w']:g} | {r['accuracy']:.1%} | {r['frechet_distance']:.1f} | "
-        f"{r['frechet_floor']:.1f} | {r['diversity']:.1f} |"
-        for r in rows
-    ]
-    table.append(
-        f"\n*{source}; real held-out diversity {real_div:.1f}. Made by "
-        "`diffusion-lessons run 9`.*"
-    )
-    (out / "09_tradeoff.md").write_text("\n".join(table) + "\n")
-    files.append(out / "09_tradeoff.md")
+    files += write_tradeoff(rows, real_div, source, out)
     for f in files:
         print(f"wrote {f}")
     return {"rows": rows, "real_diversity": real_div, "files": files}

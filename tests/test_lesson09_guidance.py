@@ -3,6 +3,7 @@ guidance, other shapes.
 """
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNet, UNetConfig
 from diffusion_lessons.lesson05_training import PRESETS, diffusion_loss, train
 from diffusion_lessons.lesson06_sampling import sample
-from diffusion_lessons.lesson09_guidance import GuidedModel, guided_eps
+from diffusion_lessons.lesson09_guidance import GuidedModel, guided_eps, write_tradeoff
 
 
 class Recorder(torch.nn.Module):
@@ -247,3 +248,28 @@ def test_sample_help_as_a_module_does_not_import_open_clip():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_tradeoff_table_and_json_hold_the_same_rows(tmp_path):
+    """Table 9.1 (09_tradeoff.md) and 09_tradeoff.json, which the chapters quote with
+    value(), are written together from the same rows.
+    """
+    rows = [
+        {
+            "w": w,
+            "accuracy": a,
+            "frechet_distance": fd,
+            "frechet_floor": 20.25,
+            "diversity": d,
+            "mean_confidence": 0.9,
+            "n": 1000,
+        }
+        for w, a, fd, d in ((0.0, 0.905, 33.72, 30.2), (0.5, 0.975, 18.27, 26.6))
+    ]
+    files = write_tradeoff(rows, 28.47, "small.pt, 1000 samples per w", tmp_path)
+    assert [f.name for f in files] == ["09_tradeoff.md", "09_tradeoff.json"]
+    record = json.loads((tmp_path / "09_tradeoff.json").read_text())
+    assert record["rows"] == rows and record["real_diversity"] == 28.47
+    table = (tmp_path / "09_tradeoff.md").read_text()
+    assert "| 0.5 | 97.5% | 18.3 | 20.2 | 26.6 |" in table
+    assert "real held-out diversity 28.5" in table

@@ -55,3 +55,24 @@ def test_a_bad_reference_fails_the_build_naming_it(tmp_path, ref, words):
     with pytest.raises(PluginError, match=words) as err:
         render(tmp_path, "x\n{{ value(" + ref + ") }}", {"acc": 0.5})
     assert "page.md:2" in str(err.value)
+
+
+DOCS = HOOK.parents[1]
+
+
+@pytest.mark.parametrize(
+    "page", sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
+)
+def test_every_value_in_every_page_resolves(page):
+    """Each value() of a page names a generated file and an entry that exist, and the
+    spec formats it: the check the docs build makes, without the build.
+    """
+    values.on_pre_build(None)
+    text = (DOCS / page).read_text()
+    out = values.on_page_markdown(
+        text,
+        SimpleNamespace(file=SimpleNamespace(src_path=page)),
+        SimpleNamespace(docs_dir=str(DOCS)),
+        None,
+    )
+    assert text.count("{{ value(") == 0 or out != text
