@@ -52,6 +52,7 @@ figures: setup
 	    --figure docs/figures/08_clip_vs_classifier.png > docs/figures/07_evaluate_w0.txt
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 \
 	    --json docs/figures/07_evaluate.json > docs/figures/07_evaluate.txt
+	$(BIN)/python benchmarks/recipe/report.py --figure
 
 # Speed and time-to-quality measurements (benchmarks/results/); the second needs the run folder runs/small.
 benchmarks: setup

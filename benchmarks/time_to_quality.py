@@ -108,6 +108,8 @@ def main() -> None:
                 "accuracy_guided": accs[1],
                 "per_class_w0": reports[0]["per_class"],
                 "per_class_guided": reports[1]["per_class"],
+                "hardest_w0": min(range(10), key=reports[0]["per_class"].__getitem__),
+                "easiest_w0": max(range(10), key=reports[0]["per_class"].__getitem__),
                 "fd_guided": frechet_distance(
                     *feature_stats(classifier, x), *reference
                 ),

@@ -272,12 +272,15 @@ GOOD = {
             middle = root @ s2 @ root
             tr_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
             return max(0.0, ((mu1 - mu2) ** 2).sum().item() + s1.trace().item() + s2.trace().item() - 2 * tr_sqrt.item())
+    """,
+    8: """
+        import torch
 
         def rerank(candidates, scores, keep):
             idx = scores.argsort(dim=1, descending=True)[:, :keep]
             return candidates[torch.arange(len(idx))[:, None], idx], idx
     """,
-    8: """
+    9: """
         import torch
 
         def guided_eps(model, xt, t, labels, w):
@@ -285,7 +288,7 @@ GOOD = {
             uncond = model(xt, t, torch.full_like(labels, model.config.num_classes))
             return cond + w * (cond - uncond)
     """,
-    9: """
+    10: """
         def course_t(k):
             if k != int(k):
                 raise ValueError("whole timesteps only: use timestep_spacing='trailing'")
@@ -537,35 +540,35 @@ BROKEN = [
         {"fd_zero_for_identical": "not 0", "fd_one_dimension": "square root"},
     ),
     (
-        7,
+        8,
         "rerank keeps the worst",
         "scores.argsort(dim=1, descending=True)",
         "scores.argsort(dim=1)",
         {"rerank_keeps_best": "lowest scores"},
     ),
     (
-        8,
+        9,
         "c and ∅ swapped",
         "return cond + w * (cond - uncond)",
         "return uncond + w * (uncond - cond)",
         {"guidance_w0_conditional": "swapped"},
     ),
     (
-        8,
+        9,
         "w used as diffusers' guidance scale",
         "return cond + w * (cond - uncond)",
         "return uncond + w * (cond - uncond)",
         {"guidance_affine_in_w": "guidance_scale"},
     ),
     (
-        8,
+        9,
         "∅ hard-coded as 10",
         "torch.full_like(labels, model.config.num_classes)",
         "torch.full_like(labels, 10)",
         {"guidance_w_minus1_unconditional": "hard-coded"},
     ),
     (
-        8,
+        9,
         "label dropout at sampling time",
         "cond = model(xt, t, labels)",
         "cond = model(xt, t, torch.where(torch.rand(labels.shape) < 0.5, "
@@ -947,8 +950,8 @@ def test_a_float32_cosine_schedule_as_diffusers_computes_it_passes(tmp_path):
 
 
 def test_a_near_miss_name_gets_did_you_mean(tmp_path):
-    source = textwrap.dedent(GOOD[8]).replace("def guided_eps(", "def guided_esp(")
-    status, report, text = check(tmp_path, 8, source)
+    source = textwrap.dedent(GOOD[9]).replace("def guided_eps(", "def guided_esp(")
+    status, report, text = check(tmp_path, 9, source)
     assert status == 1
     assert "did you mean guided_eps?" in text
     assert "did you mean guided_eps?" in report["notes"]["guided_eps"]
@@ -961,7 +964,7 @@ def test_a_wrapper_of_the_course_function_is_reported(tmp_path):
         def guided_eps(model, xt, t, labels, w):
             return course_version(model, xt, t, labels, w)
     """
-    status, report, text = check(tmp_path, 8, source)
+    status, report, text = check(tmp_path, 9, source)
     assert report["wrapped"] == ["guided_eps"]
     assert "only call the course's function" in text
     lines = [line for line in text.splitlines() if line.startswith("  PASS")]
@@ -972,8 +975,8 @@ def test_a_wrapper_of_the_course_function_is_reported(tmp_path):
         def guided_eps(model, xt, t, labels, w):
             return course.guided_eps(model, xt, t, labels, w)
     """
-    assert check(tmp_path, 8, module_form, name="m.py")[1]["wrapped"] == ["guided_eps"]
-    assert check(tmp_path, 8, GOOD[8], name="own.py")[1]["wrapped"] == []
+    assert check(tmp_path, 9, module_form, name="m.py")[1]["wrapped"] == ["guided_eps"]
+    assert check(tmp_path, 9, GOOD[9], name="own.py")[1]["wrapped"] == []
 
 
 def run_isolated(tmp_path, lesson, source, timeout, name="hostile.py"):
@@ -1052,8 +1055,8 @@ def test_exit_at_import_is_a_load_error_with_json(tmp_path):
 def test_batch_grades_a_folder_into_csv_and_json(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
-    (folder / "alice.py").write_text(textwrap.dedent(GOOD[8]))
-    broken = textwrap.dedent(GOOD[8]).replace(
+    (folder / "alice.py").write_text(textwrap.dedent(GOOD[9]))
+    broken = textwrap.dedent(GOOD[9]).replace(
         "return cond + w * (cond - uncond)", "return uncond + w * (uncond - cond)"
     )
     (folder / "bob.py").write_text(broken)
@@ -1063,7 +1066,7 @@ def test_batch_grades_a_folder_into_csv_and_json(tmp_path):
     )
     out = io.StringIO()
     reports = tmp_path / "grades"
-    status = batch_check(8, folder, reports, out=out, isolate=False)
+    status = batch_check(9, folder, reports, out=out, isolate=False)
     assert status == 1
     rows = list(csv.DictReader((reports / "summary.csv").open()))
     assert [r["file"] for r in rows] == ["alice.py", "bob.py", "carol.py", "dan.py"]
@@ -1078,7 +1081,7 @@ def test_batch_grades_a_folder_into_csv_and_json(tmp_path):
     assert len(summary["submissions"]) == 4
     assert (reports / "bob.json").exists() and (reports / "bob.txt").exists()
     # nothing is overwritten
-    assert batch_check(8, folder, reports, out=io.StringIO(), isolate=False) == 2
+    assert batch_check(9, folder, reports, out=io.StringIO(), isolate=False) == 2
 
 
 def test_list_starts_without_torch(tmp_path):

@@ -2,7 +2,7 @@
 
 Chapter: docs/lessons/09-guidance.md
 
-Write the function below (task 8.1), then check it:
+Write the function below (task 9.1), then check it:
 
     diffusion-lessons check 9 lesson09_exercise.py
 
@@ -30,7 +30,7 @@ from torch import nn
 def guided_eps(
     model: nn.Module, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: float
 ) -> torch.Tensor:
-    """Task 8.1: eq. 9.1, the guided noise prediction.
+    """Task 9.1: eq. 9.1, the guided noise prediction.
 
     Args:
         model: eps_theta(xt, t, labels) -> (B, C, H, W); label
@@ -42,7 +42,7 @@ def guided_eps(
     """
     # One batched forward pass is cheaper than two: torch.cat([xt, xt]), torch.cat([t,
     # t]), torch.cat([labels, null]) -> split the (2B, C, H, W) answer with .chunk(2).
-    raise NotImplementedError("Task 8.1: guided_eps")
+    raise NotImplementedError("Task 9.1: guided_eps")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ of a distributed batch.
 
 Chapter: docs/lessons/10-going-further.md
 
-Write the four functions below (tasks 9.1-9.4), then check them:
+Write the four functions below (tasks 10.1-10.4), then check them:
 
     diffusion-lessons check 10 lesson10_exercise.py
 
@@ -25,29 +25,29 @@ import torch
 
 
 def course_t(k) -> int:
-    """Task 9.1: diffusers' timestep k (0..T-1; an int or a 0-d tensor) -> our t
+    """Task 10.1: diffusers' timestep k (0..T-1; an int or a 0-d tensor) -> our t
     (1..T), eq. 10.1. A fractional k must raise a ValueError that names the fix
     (timestep_spacing='trailing')."""
-    raise NotImplementedError("Task 9.1: course_t")
+    raise NotImplementedError("Task 10.1: course_t")
 
 
 def guidance_scale(w: float) -> float:
-    """Task 9.2: our guidance weight w (eq. 9.1) -> diffusers' guidance_scale s."""
-    raise NotImplementedError("Task 9.2: guidance_scale")
+    """Task 10.2: our guidance weight w (eq. 9.1) -> diffusers' guidance_scale s."""
+    raise NotImplementedError("Task 10.2: guidance_scale")
 
 
 def diffusers_guidance(
     eps_cond: torch.Tensor, eps_uncond: torch.Tensor, s: float
 ) -> torch.Tensor:
-    """Task 9.3: eq. 10.3 as diffusers' pipelines write it; (B, C, H, W) each."""
-    raise NotImplementedError("Task 9.3: diffusers_guidance")
+    """Task 10.3: eq. 10.3 as diffusers' pipelines write it; (B, C, H, W) each."""
+    raise NotImplementedError("Task 10.3: diffusers_guidance")
 
 
 def shard(batch_size: int, rank: int, nproc: int) -> slice:
-    """Task 9.4: the rows of the global batch that process ``rank`` of ``nproc``
+    """Task 10.4: the rows of the global batch that process ``rank`` of ``nproc``
     computes, as a slice (eq. 10.5). A batch that does not split into ``nproc`` equal
     shards must raise a ValueError naming the fix."""
-    raise NotImplementedError("Task 9.4: shard")
+    raise NotImplementedError("Task 10.4: shard")
 
 
 if __name__ == "__main__":
