@@ -21,10 +21,11 @@ its own blind spot (lesson 08 adds a third, CLIP).
     tr (Sigma_1^1/2 Sigma_2 Sigma_1^1/2)^1/2 = sum_k sqrt(lambda_k),  lambda_k its
     eigenvalues (clamped at 0)  (eq. 7.4)
 
-   FD shrinks with the sample size n, so a score means little alone: it is shown beside
-   the real-data floor, real held-out digits against the same reference (the training
-   digits) at the same n. Diversity is the mean pairwise feature distance within a
-   class, D_c = mean_{i<j} ||f(x_i) - f(x_j)|| (eq. 7.5).
+   FD shrinks with the sample size n, so a score means little alone. The reference is
+   the held-out digits, which no generator trains on; the score is shown beside the
+   real-data floor, n real training digits against the same reference. Diversity is the
+   mean pairwise feature distance within a class, D_c = mean_{i<j} ||f(x_i) - f(x_j)||
+   (eq. 7.5).
 
 A digit is "recognisable" from the fraction 1 - t/T of the reverse process on which the
 classifier reads x0_pred(x_t) (or x_t itself) as the requested digit for at least 50%
@@ -178,15 +179,15 @@ def feature_stats(
 def frechet_floor(
     classifier, n: int = 1000, dataset: str = "mnist-5k", reference=None, seed: int = 0
 ) -> tuple[float, int]:
-    """FD between n real held-out digits and the reference (default: every training
-    digit). Returns (FD, n used).
+    """The real-data floor: FD between n real training digits (a fixed random pick) and
+    the reference (default: every held-out digit). Returns (FD, n used).
     """
     mu_r, sigma_r = (
         reference
         if reference is not None
-        else feature_stats(classifier, load_digits(dataset, "train")[0])
+        else feature_stats(classifier, load_digits(dataset, "test")[0])
     )
-    real, _ = load_digits(dataset, "test")
+    real, _ = load_digits(dataset, "train")
     n = min(n, len(real))
     pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]
     return frechet_distance(*feature_stats(classifier, real[pick]), mu_r, sigma_r), n
@@ -374,8 +375,8 @@ def evaluate_samples(
     """Every number of this lesson for samples (N, 1, 28, 28) in [-1, 1] drawn for
     ``labels`` (N,).
 
-    ``reference`` is (mu, Sigma) of the real training digits (computed from ``dataset``
-    when None).
+    ``reference`` is (mu, Sigma) of the real held-out digits, which no generator trains
+    on (computed from ``dataset`` when None).
     Returns a dict: n, accuracy, per_class, confusion, mean_confidence,
     frechet_distance, frechet_floor (+ frechet_floor_n), classifier. Lesson 08's
     ``evaluate_samples`` adds the CLIP numbers.
@@ -383,7 +384,7 @@ def evaluate_samples(
     reference = (
         reference
         if reference is not None
-        else feature_stats(classifier, load_digits(dataset, "train")[0])
+        else feature_stats(classifier, load_digits(dataset, "test")[0])
     )
     report = classifier_report(classifier, images, labels)
     report["frechet_distance"] = frechet_distance(
@@ -794,11 +795,11 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
     classifier = get_classifier()
     x_test, y_test = load_digits("mnist-5k", "test")
     real = classifier_report(classifier, x_test, y_test)
-    reference = feature_stats(classifier, load_digits("mnist-5k", "train")[0])
+    reference = feature_stats(classifier, x_test)  # the held-out digits
     print(f"classifier on {len(y_test)} real held-out digits: {real['accuracy']:.1%}")
     floor = frechet_floor(classifier, 1000 if not quick else 100, reference=reference)
     print(
-        "Fréchet classifier distance, real held-out vs training digits (the floor): "
+        "Fréchet classifier distance, real training vs held-out digits (the floor): "
         f"{floor[0]:.2f} at n={floor[1]}"
     )
     files = [

@@ -120,8 +120,8 @@ def guidance_sweep(
 
 
 def tradeoff(samples: dict, labels: torch.Tensor, classifier, reference) -> list[dict]:
-    """For each w: classifier accuracy, Fréchet distance (vs real training digits, with
-    its floor), diversity.
+    """For each w: classifier accuracy, Fréchet distance (vs the real held-out digits,
+    with its floor), diversity.
     """
     rows = []
     for w, images in samples.items():
@@ -175,7 +175,7 @@ def fig_tradeoff(
         rows[0]["frechet_floor"],
         color="k",
         ls=":",
-        label=f"real held-out floor (n={rows[0]['n']})",
+        label=f"real-data floor (n={rows[0]['n']})",
     )
     axes[1].set_ylabel("Fréchet classifier distance")
     axes[1].legend(fontsize=8)
@@ -249,7 +249,7 @@ def run(
     per_digit, steps = (5, 10) if quick else (100, 50)
     labels = digit_labels("0123456789", per_digit)
     real_x, real_y = load_digits("mnist-5k", "test")
-    reference = feature_stats(classifier, load_digits("mnist-5k", "train")[0])
+    reference = feature_stats(classifier, real_x)  # the held-out digits
     samples = guidance_sweep(model, schedule, ws, labels, steps=steps)
     rows = tradeoff(samples, labels, classifier, reference)
     real_div = diversity(classifier, real_x, real_y)
