@@ -44,7 +44,7 @@ lint: setup
 	$(BIN)/ruff format --check --quiet $(LINTED)
 	$(BIN)/ruff check --quiet $(LINTED)
 
-# Every figure and result file of the docs site, from the shipped checkpoints (about 15 minutes on 2 cores).
+# Every figure and result file of the docs site, from the shipped checkpoints (about 20 minutes on 2 cores).
 figures: setup
 	$(BIN)/diffusion-lessons figures
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 --guidance 0 \
@@ -53,6 +53,7 @@ figures: setup
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 \
 	    --json docs/figures/07_evaluate.json > docs/figures/07_evaluate.txt
 	$(BIN)/python benchmarks/recipe/report.py --figure
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/finetune_on_top.py
 
 # Speed and time-to-quality measurements (benchmarks/results/); the second needs the run folder runs/small.
 benchmarks: setup

@@ -62,9 +62,35 @@ def cmd_run(args) -> None:
         print(f"(lesson {n:02d} took {time.perf_counter() - start:.1f} s)\n")
 
 
+class _Tee:
+    """Write to the terminal and to a text file at once (a lesson's printed output)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
 def cmd_figures(args) -> None:
-    args.lesson = args.lessons
-    cmd_run(args)
+    """Run the lessons into docs/figures; each lesson's printed output is also kept in
+    NN_output.txt, so that the chapters can show it without retyping a number.
+    """
+    import contextlib
+
+    for n in parse_lessons(args.lessons):
+        args.lesson = str(n)
+        path = Path(args.out) / f"{n:02d}_output.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f, contextlib.redirect_stdout(_Tee(sys.stdout, f)):
+            print(f"$ diffusion-lessons run {n}")
+            lesson_module(n).run(args.out, quick=args.quick)
 
 
 def cmd_tour(args) -> None:

@@ -850,9 +850,11 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         )
         files.append(savefig(fig_rerank(ranked, clip.label), out / "08_rerank.png"))
         result["rerank"] = {
-            k: {m: ranked[k][m] for m in ("accuracy", "diversity", "clip_score")}
+            k: {m: float(ranked[k][m]) for m in ("accuracy", "diversity", "clip_score")}
             for k in ("before", "after")
         }
+        files.append(out / "08_rerank.json")  # the numbers the chapter quotes
+        files[-1].write_text(json.dumps(result["rerank"], indent=1))
     for f in files:
         print(f"wrote {f}")
     return result

@@ -100,7 +100,9 @@ weight = snr.clamp(max=cfg.min_snr_gamma) / snr  # (B,)  eq. 5.3
 
 print(f"labels dropped to the null class: {(y_in == 10).sum().item()} of 128")
 print(f"plain L_simple     (eq. 5.2): {mse.mean().item():.6f}")
-print(f"Min-SNR-5 weighted (eq. 5.3): {(weight * mse).mean().item():.6f}")
+print(
+    f"Min-SNR-{cfg.min_snr_gamma:g} weighted (eq. 5.3): {(weight * mse).mean().item():.6f}"
+)
 with torch.no_grad():
     package = diffusion_loss(
         model,
@@ -114,7 +116,7 @@ with torch.no_grad():
 print(f"diffusion_loss with the same seed:  {package.item():.6f}")
 
 # %% [markdown]
-# The training loop records the **weighted** loss (the preset uses Min-SNR-5), so the loss history
+# The training loop records the **weighted** loss (the preset caps at gamma, eq. 5.3), so the loss history
 # of section 6 is on that scale, not on the scale of plain $L_\text{simple}$.
 #
 # ## 2. The loss by noise level
@@ -165,17 +167,20 @@ for lo, hi in bands:
 # Eq. 6.1 turns a noise prediction into a clean-image prediction $\hat x_0$, and
 # $\lVert\epsilon - \epsilon_\theta\rVert^2 = \mathrm{SNR}(t)\,\lVert x_0 - \hat x_0\rVert^2$. So measured in
 # errors of the clean image, plain $L_\text{simple}$ weighs step $t$ by $\mathrm{SNR}(t)$. How large
-# does that get, and how many steps does the Min-SNR-5 weight touch?
+# does that get, and how many steps does the shipped run's Min-SNR weight touch?
 
 # %%
 snr_all = (schedule.alpha_bar / (1 - schedule.alpha_bar))[1:]  # (T,) SNR(1..T)
+gamma = cfg.min_snr_gamma  # the shipped run's cap
 for tt in (1, 10, 50, 100, 250, 500, 900):
     s = snr_all[tt - 1].item()
     print(
-        f"t = {tt:4d}: SNR = {s:10.4g}, Min-SNR-5 weight on the eps-loss = {min(s, 5) / s:.4f}"
+        f"t = {tt:4d}: SNR = {s:10.4g}, Min-SNR-{gamma:g} weight on the eps-loss = "
+        f"{min(s, gamma) / s:.4f}"
     )
 print(
-    f"steps with SNR > 5 (down-weighted): {(snr_all > 5).sum().item()} of {schedule.T}"
+    f"steps with SNR > {gamma:g} (down-weighted): {(snr_all > gamma).sum().item()} of "
+    f"{schedule.T}"
 )
 
 # %% [markdown]
@@ -193,7 +198,7 @@ def grad_norm_at(net, tt, weighted=False):
     loss = ((e - net(q_sample(x, tb, schedule, eps=e), tb, lab)) ** 2).mean()
     if weighted:
         s = snr_all[tt - 1].item()
-        loss = loss * min(s, 5) / s
+        loss = loss * min(s, gamma) / s
     loss.backward()
     norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in net.parameters())).item()
     net.zero_grad()
@@ -280,7 +285,7 @@ print(
 # %% [markdown]
 # ## 6. The shipped checkpoint's loss history
 #
-# The loss of every one of the 3,600 training steps is stored in the checkpoint. Each point is one
+# The loss of every training step is stored in the checkpoint. Each point is one
 # batch of 128 images at 128 random steps $t$, so single points jump around; the running mean shows
 # the trend.
 
@@ -291,18 +296,12 @@ ax.plot(losses, alpha=0.3, lw=0.7, label="per batch")
 ax.plot(smooth(losses, 100), lw=1.6, label="running mean (100 steps)")
 ax.set_yscale("log")
 ax.set_xlabel("step")
-ax.set_ylabel("Min-SNR-5 weighted loss")
+ax.set_ylabel(f"Min-SNR-{gamma:g} weighted loss")
 ax.legend()
 fig.tight_layout()
-for lo, hi in (
-    (0, 50),
-    (250, 300),
-    (550, 600),
-    (1150, 1200),
-    (1750, 1800),
-    (2950, 3000),
-    (3550, 3600),
-):
+n_steps = len(losses)
+for lo in (0, 250, 550, n_steps // 3, n_steps // 2, 5 * n_steps // 6, n_steps - 50):
+    hi = lo + 50
     window = losses[lo:hi]
     print(f"steps {lo + 1:4d}-{hi:4d}: mean loss {sum(window) / len(window):.4f}")
 
@@ -311,6 +310,6 @@ for lo, hi in (
 # samples drawn during the same run, which keep improving long after the curve looks flat.
 #
 # **Try it:** train a run of your own (`diffusion-lessons train --preset small --out runs/mine`), load
-# its first EMA snapshot with `load_trained("runs/mine/snapshots/ema_000600.pt")` and compare its
+# its first EMA snapshot with `load_trained("runs/mine/snapshots/ema_001200.pt")` and compare its
 # `band_losses` with the shipped model's, band by band. In which band does the model improve most
-# between step 600 and step 3,600?
+# between the first snapshot and the last?
