@@ -14,6 +14,7 @@ several-fold.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import time
@@ -67,6 +68,7 @@ def main() -> None:
         "s |",
         "|---|---:|---:|---|---:|---:|",
     ]
+    measured = {}
     for preset in args.presets:
         params = count_parameters(UNet(UNET_PRESETS[preset]))
         for threads in args.threads:
@@ -76,6 +78,9 @@ def main() -> None:
                 ("fp32, channels_last", {"channels_last": True}),
             ]:
                 sec = step_time(preset, threads, **kw)
+                measured.setdefault(preset, {}).setdefault(str(threads), {})[name] = (
+                    sec * 1000
+                )
                 rows.append(
                     f"| {preset} | {params:,} | {threads} | {name} | {sec * 1000:.0f} "
                     f"| {128 / sec:.0f} |"
@@ -89,7 +94,13 @@ def main() -> None:
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(rows) + "\n" + note)
-    print(f"wrote {args.out}")
+    for by_threads in measured.values():  # how much slower float32 is than bfloat16
+        for ms in by_threads.values():
+            ms["fp32_over_bf16"] = ms["fp32"] / ms["bf16 autocast"]
+    Path(args.out).with_suffix(".json").write_text(
+        json.dumps({"ms_per_step": measured, "note": note.strip()}, indent=1)
+    )
+    print(f"wrote {args.out} and .json")
 
 
 if __name__ == "__main__":
