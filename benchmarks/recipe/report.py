@@ -169,7 +169,10 @@ def summarise(name: str) -> dict | None:
 
 def final_table(results: dict) -> str:
     """benchmarks/results/recipe_small.md: the shipped recipe at 10 and 5 minutes."""
-    names = {"small": "`small` (10-minute budget)", "small_5min": "5-minute budget"}
+    names = {
+        "small": "`small` (full budget)",
+        "small_5min": "half budget (`--steps 3600`)",
+    }
     rows = [(names[k], v) for k, v in results.items() if k in names and v]
     lines = [
         "| run | steps | training (min) | accuracy, w = 0 | accuracy, w = 0.5 | "
@@ -200,7 +203,7 @@ def final_table(results: dict) -> str:
         lines.append(
             f"\n*{v['n']} samples per sampling seed (100 per digit), "
             f"{v['sampling_seeds']} sampling seeds, means shown; per-digit rows: the "
-            "10-minute run. FD: Fréchet classifier distance of the guided samples to "
+            "full-budget run. FD: Fréchet classifier distance of the guided samples to "
             f"the 1,000 held-out digits; floor: {v['floor_n']} training digits against "
             f"the same set. Real held-out digits: haze {v['real_haze_mean']:.4f}, "
             f"{v['real_haze_above']:.2%}. Made by `benchmarks/recipe/final.py` and "
