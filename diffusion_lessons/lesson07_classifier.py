@@ -414,7 +414,7 @@ def format_report(report: dict) -> str:
         ("mean confidence", f"{report['mean_confidence']:.3f}"),
         (
             "Fréchet classifier distance",
-            f"{report['frechet_distance']:.2f}  (floor, real held-out digits at n="
+            f"{report['frechet_distance']:.2f}  (floor, real training digits at n="
             f"{report['frechet_floor_n']}: {report['frechet_floor']:.2f})",
         ),
     ]
@@ -833,19 +833,22 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
             per_digit=3 if quick else 10,
             steps=10 if quick else 50,
         )
-        print(
+        table = [
             "fraction of the reverse process after which the classifier reads the "
-            "digit (stays >= 50% / 90%):"
-        )
-        print("  digit  on x0_pred     on x_t")
+            "digit (stays >= 50% / 90%):",
+            "  digit  on x0_pred     on x_t",
+        ]
         for d in range(10):
-            print(
+            table.append(
                 f"  {d:>5}  "
                 + "".join(
                     f"{'/'.join(_fraction_or_never(curve[k][d]) for k in pair):<15}"
                     for pair in (("first50", "first90"), ("first50_xt", "first90_xt"))
-                )
+                ).rstrip()
             )
+        print("\n".join(table))
+        files.append(out / "07_recognisability.txt")  # the table chapter 07 shows
+        files[-1].write_text("\n".join(table) + "\n")
         report = evaluate_samples(curve["x0"], curve["labels"], classifier, reference)
         print(format_report(report))
         files += [
