@@ -1007,7 +1007,7 @@ def test_exits_endless_loops_and_floods_are_reported_not_obeyed(tmp_path):
             while True:
                 pass
     """
-    status, report, text, elapsed = run_isolated(tmp_path, 8, source, timeout=3)
+    status, report, text, elapsed = run_isolated(tmp_path, 9, source, timeout=3)
     assert status == 1 and report["exit_status"] == 1, text
     results = by_name(report)
     assert results["guidance_w0_conditional"]["status"] == "exited"
@@ -1033,7 +1033,7 @@ def test_patching_the_checker_fails_every_property(tmp_path):
         def guided_eps(model, xt, t, labels, w):
             return torch.zeros_like(xt)
     """
-    status, report, text, _ = run_isolated(tmp_path, 8, source, timeout=30)
+    status, report, text, _ = run_isolated(tmp_path, 9, source, timeout=30)
     assert status == 1
     assert report["passed"] == 0 and report["failed"] == report["total"]
     assert all("changes the checker's" in r["message"] for r in report["results"])

@@ -179,7 +179,7 @@ def test_resume_refuses_a_changed_configuration_but_not_more_steps(in_tmp, capsy
         ("--seed", "seed=0", "seed=5"),
         ("--dataset", "dataset='mnist-5k'", "dataset='fashion-mnist'"),
         ("--lr", "lr=0.003", "lr=0.1"),
-        ("--preset", "batch_size=64", "batch_size=128"),
+        ("--preset", "ema_decay=0.99", "ema_decay=0.995"),
     ):
         value = given.split("=")[1].strip("'")
         value = "small" if option == "--preset" else value

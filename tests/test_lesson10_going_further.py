@@ -412,7 +412,7 @@ def test_torchrun_cli_trains_on_two_processes(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# The exercise's properties (diffusion_lessons/properties/lesson09.py)
+# The exercise's properties (diffusion_lessons/properties/lesson10.py)
 # ---------------------------------------------------------------------------
 
 
@@ -424,10 +424,10 @@ def test_exercise_properties_hold_for_the_course_and_catch_the_bugs():
     import types
 
     from diffusion_lessons import lesson10_going_further as course
-    from diffusion_lessons.properties import lesson09
+    from diffusion_lessons.properties import lesson10
 
-    impl = types.SimpleNamespace(**{f: getattr(course, f) for f in lesson09.FUNCTIONS})
-    for p in lesson09.PROPERTIES:
+    impl = types.SimpleNamespace(**{f: getattr(course, f) for f in lesson10.FUNCTIONS})
+    for p in lesson10.PROPERTIES:
         p.fn(impl)
     bugs = {
         "steps_shift_by_one": {"course_t": lambda k: int(k)},
@@ -440,7 +440,7 @@ def test_exercise_properties_hold_for_the_course_and_catch_the_bugs():
         },
         "uneven_batch_refused": {"shard": lambda B, r, n: slice(r, B, n)},
     }
-    by_name = {p.name: p for p in lesson09.PROPERTIES}
+    by_name = {p.name: p for p in lesson10.PROPERTIES}
     for name, replace in bugs.items():
         with pytest.raises(AssertionError):
             by_name[name].fn(types.SimpleNamespace(**{**vars(impl), **replace}))
