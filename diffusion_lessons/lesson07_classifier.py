@@ -541,11 +541,11 @@ def fig_recognisability(curve: dict, source: str = ""):
     """Classifier accuracy vs the fraction of the reverse process done, one line per
     digit: on x0_pred and on x_t.
     """
-    fig, axes = new_figure(1, 2, size=(10, 3.6), sharey=True)
+    fig, axes = new_figure(1, 2, size=(6.2, 3.6), sharey=True)
     for ax, key, view in zip(
         axes,
         ("accuracy", "accuracy_xt"),
-        ("the prediction x0_pred (eq. 6.1)", "the noisy state x_t"),
+        ("the prediction x0_pred", "the noisy state x_t"),
     ):
         for d in range(10):
             ax.plot(
@@ -557,17 +557,14 @@ def fig_recognisability(curve: dict, source: str = ""):
         for level in (0.5, 0.9):
             ax.axhline(level, color="grey", lw=0.8, ls="--")
         ax.set(
-            xlabel="fraction of the reverse process done (1 - t/T)",
-            title=f"classifier reading {view}",
+            xlabel="fraction done, 1 - t/T",
+            title=f"reading {view}",
             ylim=(-0.02, 1.02),
         )
     axes[0].set_ylabel("accuracy per requested digit")
-    axes[1].legend(
-        fontsize=7, title="digit", loc="center left", bbox_to_anchor=(1.01, 0.5)
-    )
-    fig.suptitle(
-        f"When does a digit become recognisable? {source}".strip(), fontsize=10
-    )
+    axes[1].legend(fontsize=8, title="digit", ncol=2, loc="lower right")
+    fig.suptitle(f"When does a digit become recognisable?\n{source}".strip())
+    fig.tight_layout()
     return fig
 
 

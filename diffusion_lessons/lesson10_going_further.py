@@ -218,7 +218,7 @@ def run_sampler(model, schedule, labels, name: str, steps: int, w: float, seed: 
 
 def fig_schedulers(results: list[tuple[str, torch.Tensor]]):
     """The same initial noise through each sampler, one row each."""
-    fig, ax = new_figure(size=(8.3, 0.8 * len(results) + 0.5))
+    fig, ax = new_figure(size=(6.88, 0.7 * len(results) + 0.5))
     images = torch.cat([x for _, x in results])
     show_images(ax, images, nrow=len(results[0][1]), row_labels=[n for n, _ in results])
     ax.set_title(
