@@ -523,7 +523,7 @@ def fig_confusion(
                     int(c[r, k]),
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=8,
                     color="white" if c[r, k] > c.max() / 2 else "black",
                 )
     ax.set(
