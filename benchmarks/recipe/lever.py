@@ -2,12 +2,13 @@
 measure the result with benchmarks/recipe/quality.py.
 
 Run:  .venv/bin/python benchmarks/recipe/lever.py NAME '{"steps": 1800}' \
-          [--seed 0] [--per-digit 50]
+          [--seed 0] [--per-digit 50] [--sampling-seed 0]
 
 Trains into runs/recipe/NAME (mnist-5k, 2 threads, no snapshots) and writes
 benchmarks/results/recipe/NAME.json: the overrides, the training seconds and steps, the
-mean loss of the last 200 steps, and quality.py's numbers (``--per-digit`` digits of
-each class, sampling seed 0). Budgets are given in steps; the step counts that match a
+mean loss of the last 200 steps and of every block of 100 steps, and quality.py's
+numbers (``--per-digit`` digits of each class, sampling seed 0 unless
+``--sampling-seed``). Budgets are given in steps; the step counts that match a
 wall-clock budget come from benchmarks/recipe/throughput.py on an idle machine, so a
 busy machine makes a run slower but not different.
 """
@@ -44,12 +45,23 @@ def config(overrides: dict, seed: int = 0):
     )
 
 
+def loss_curve(losses: list[float], every: int = 100) -> list[float]:
+    """Mean training loss of each block of ``every`` steps (for the loss figures)."""
+    return [
+        sum(losses[i : i + every]) / len(losses[i : i + every])
+        for i in range(0, len(losses), every)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
     parser.add_argument("overrides", help="JSON object of TrainConfig fields")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-digit", type=int, default=50)
+    parser.add_argument(
+        "--sampling-seed", type=int, default=0, help="seed of the scored samples"
+    )
     parser.add_argument(
         "--from-run",
         help="score this finished run folder instead of training (made by the CLI "
@@ -65,15 +77,19 @@ def main() -> None:
         run = ROOT / "runs" / "recipe" / args.name
         r = train(cfg, run, overwrite=True, progress=False)
     torch.set_num_threads(2)
-    q = measure(run / "checkpoint.pt", seed=0, per_digit=args.per_digit)
+    q = measure(
+        run / "checkpoint.pt", seed=args.sampling_seed, per_digit=args.per_digit
+    )
     result = {
         "name": args.name,
         "overrides": overrides,
         "train_seed": args.seed,
+        "sampling_seed": args.sampling_seed,
         "run": str(run),
         "steps": r["step"],
         "seconds": r["seconds"],
         "loss_last200": sum(r["losses"][-200:]) / len(r["losses"][-200:]),
+        "loss_curve": loss_curve(r["losses"]),
         **q,
     }
     out = ROOT / "benchmarks" / "results" / "recipe" / f"{args.name}.json"
