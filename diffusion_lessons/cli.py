@@ -79,10 +79,13 @@ class _Tee:
 
 
 def cmd_figures(args) -> None:
-    """Run the lessons into docs/figures; each lesson's printed output is also kept in
-    NN_output.txt, so that the chapters can show it without retyping a number.
+    """Run the lessons into docs/figures. Each lesson's printed output is also kept in
+    NN_output.txt, and the numbers its ``run()`` returns in NN_run.json, so that the
+    chapters can show and quote them without retyping a number.
     """
     import contextlib
+
+    from .runs import write_json
 
     for n in parse_lessons(args.lessons):
         args.lesson = str(n)
@@ -90,7 +93,8 @@ def cmd_figures(args) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as f, contextlib.redirect_stdout(_Tee(sys.stdout, f)):
             print(f"$ diffusion-lessons run {n}")
-            lesson_module(n).run(args.out, quick=args.quick)
+            result = lesson_module(n).run(args.out, quick=args.quick)
+        write_json(Path(args.out) / f"{n:02d}_run.json", result or {})
 
 
 def cmd_tour(args) -> None:

@@ -12,13 +12,19 @@ about training:
 - ``temporary_file(path)`` makes a uniquely named temporary file next to ``path`` for an
   atomic write (``os.replace`` afterwards), and removes it if the write fails.
 
+``write_json(path, data)`` uses the same atomic write for the numbers a lesson's
+``run()`` returns (``diffusion-lessons figures`` keeps them in NN_run.json).
+
 Nothing here imports torch: the command line stays fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import json
+import math
 import os
 import signal
 import socket
@@ -248,3 +254,60 @@ def stop_on_ctrl_c() -> Iterator[StopFlag]:
         yield stop
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+# ---------------------------------------------------------------------------
+# A lesson's numbers as a JSON file (``diffusion-lessons figures`` writes NN_run.json)
+# ---------------------------------------------------------------------------
+
+_SKIP = object()  # what json_ready returns for a value JSON cannot hold
+
+
+def json_ready(value, *, _top: bool = True):
+    """``value`` as plain JSON data: tensors and arrays become (nested) lists, their
+    scalars and numpy numbers become Python numbers, NaN and infinities None, paths
+    strings, tuples and sets lists, dict keys strings. A value with no JSON form (a
+    model, a figure) is left out of its dict, or is None inside a list.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = json_ready(v, _top=False)
+            if v is not _SKIP:
+                out[str(k)] = v
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [
+            None if v is _SKIP else v
+            for v in (json_ready(v, _top=False) for v in items)
+        ]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_ready(dataclasses.asdict(value), _top=_top)
+    tolist = getattr(value, "tolist", None)  # torch tensors, numpy arrays and scalars
+    if callable(tolist):
+        try:
+            return json_ready(tolist(), _top=_top)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    return None if _top else _SKIP
+
+
+def write_json(path: str | Path, data) -> Path:
+    """Write ``json_ready(data)`` to ``path`` atomically: a temporary file in the same
+    folder, then ``os.replace``, so a reader never sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(json_ready(data), indent=1, allow_nan=False) + "\n"
+    with temporary_file(path) as (fd, tmp):
+        with os.fdopen(os.dup(fd), "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return path
