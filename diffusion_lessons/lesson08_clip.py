@@ -817,9 +817,19 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
             out / "08_clip_real.png",
         )
     )
-    result = {
+    result = {  # the numbers chapter 08 quotes (diffusion-lessons figures: 08_run.json)
         "classifier_real": real["accuracy"],
+        "classifier_real_per_class": real["per_class"],
+        "clip_real_accuracy": (p.argmax(-1) == y_test).float().mean().item(),
         "clip_real": clip_real,
+        # the mean CLIP score p(y|x) of the real digits of each class
+        "clip_score_real": [p[y_test == d, d].mean().item() for d in range(10)],
+        # parameters besides the word table (token_embedding)
+        "clip_parameters": sum(
+            q.numel()
+            for name, q in clip.model.named_parameters()
+            if "token_embedding" not in name
+        ),
         "files": files,
     }
     if not SHIPPED.is_file():
