@@ -809,7 +809,12 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
             out / "07_confusion_real.png",
         )
     ]
-    result = {"classifier_real": real["accuracy"], "floor": floor, "files": files}
+    result = {  # diffusion-lessons figures keeps these numbers in 07_run.json
+        "classifier_real": real["accuracy"],
+        "real": real,  # the classifier's report on the real held-out digits (fig. 7.1)
+        "floor": floor,
+        "files": files,
+    }
     if not SHIPPED.is_file():
         print(
             f"No trained diffusion model at {SHIPPED}: only the real-data figure is "
