@@ -277,6 +277,9 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         numbers["max |lesson 06 DDIM - diffusers DDIM|, shipped model"] = (
             (ours - theirs).abs().max().item()
         )
+        alpha_bar_T = schedule.alpha_bar[-1].item()  # section 10.8: Heun's first step
+        numbers["alpha_bar_T, shipped schedule"] = alpha_bar_T
+        numbers["sigma_T, shipped schedule"] = ((1 - alpha_bar_T) / alpha_bar_T) ** 0.5
         results = [(f"lesson 06, {steps}", ours), (f"DDIMScheduler, {steps}", theirs)]
         for name, n in [("dpm++", 10), ("euler", 10), ("heun", 5)]:
             x, nfe, _ = run_sampler(model, schedule, labels, name, n, w, seed=0)
