@@ -9,7 +9,8 @@ Trains a classifier on Fashion-MNIST's 60,000 training images (3 epochs; its acc
 the 10,000 test images is reported), then draws 100 images per class at several guidance
 weights (DDIM 50 steps, seed 0) and reports classifier accuracy, the Fréchet classifier
 distance (vs the training images, with the real floor at the same n) and within-class
-diversity. Writes docs/figures/09_fashion_samples.png and docs/figures/09_fashion.md.
+diversity. Writes docs/figures/09_fashion_samples.png and
+docs/figures/09_fashion.{md,json}.
 Offline, Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
 """
 
@@ -33,6 +34,7 @@ from diffusion_lessons.lesson07_classifier import (
 )
 from diffusion_lessons.lesson09_guidance import fig_sweep, guidance_sweep
 from diffusion_lessons.plotting import savefig
+from diffusion_lessons.runs import write_json
 
 
 def main() -> None:
@@ -70,12 +72,19 @@ def main() -> None:
         "| w | accuracy | Fréchet distance | real floor | diversity |",
         "|---:|---:|---:|---:|---:|",
     ]
+    numbers = {  # the same numbers, for value() in chapter 09's prose
+        "classifier_test_accuracy": held_out,
+        "frechet_floor": floor,
+        "real_diversity": real_div,
+        "rows": [],
+    }
     for w, x in samples.items():
         acc = classifier_report(classifier, x, labels)["accuracy"]
         fd = frechet_distance(*feature_stats(classifier, x), *reference)
-        rows.append(
-            f"| {w:g} | {acc:.1%} | {fd:.1f} | {floor:.1f} | "
-            f"{diversity(classifier, x, labels):.1f} |"
+        div = diversity(classifier, x, labels)
+        rows.append(f"| {w:g} | {acc:.1%} | {fd:.1f} | {floor:.1f} | {div:.1f} |")
+        numbers["rows"].append(
+            {"w": w, "accuracy": acc, "frechet_distance": fd, "diversity": div}
         )
         print(rows[-1], flush=True)
     rows.append(
@@ -88,6 +97,7 @@ def main() -> None:
         "Made by `python benchmarks/fashion.py`.*"
     )
     Path("docs/figures/09_fashion.md").write_text("\n".join(rows) + "\n")
+    write_json("docs/figures/09_fashion.json", numbers)
     fig = fig_sweep(samples, per_digit=args.per_class)
     fig.axes[0].set_title(
         "Fashion-MNIST, same noise in every row: "

@@ -6,7 +6,7 @@ Run:  .venv/bin/python benchmarks/sampler_quality.py [--per-digit 50]
 Every sampler starts from the same initial noise (seed 0) for the same labels; each
 setting is scored by lesson 07's classifier accuracy and Fréchet classifier distance
 against the training digits, with the distance's real-data floor at the same n. Writes
-benchmarks/results/sampler_quality.md and docs/figures/10_quality_vs_nfe.{png,md}
+benchmarks/results/sampler_quality.md and docs/figures/10_quality_vs_nfe.{png,md,json}
 (about 5 minutes on 2 CPU cores at --per-digit 50). Needs the diffusers extra.
 """
 
@@ -31,6 +31,7 @@ from diffusion_lessons.lesson07_classifier import (
 from diffusion_lessons.lesson09_guidance import RECOMMENDED_W
 from diffusion_lessons.lesson10_going_further import run_sampler
 from diffusion_lessons.plotting import DIGIT_COLORS, new_figure, savefig
+from diffusion_lessons.runs import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (sampler, steps); NFE = steps, except Heun: 2 steps - 1
@@ -135,6 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     ):
         path.write_text(text)
         print(f"wrote {path}")
+    # the same rows as numbers, for value() in chapter 10's prose
+    path = write_json(
+        ROOT / "docs" / "figures" / "10_quality_vs_nfe.json",
+        {"source": source, "machine": stamp, "rows": rows},
+    )
+    print(f"wrote {path}")
     fig = fig_quality_vs_nfe(rows, source)
     print(f"wrote {savefig(fig, ROOT / 'docs' / 'figures' / '10_quality_vs_nfe.png')}")
 
