@@ -309,5 +309,6 @@ def write_json(path: str | Path, data) -> Path:
     with temporary_file(path) as (fd, tmp):
         with os.fdopen(os.dup(fd), "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is for all
         os.replace(tmp, path)
     return path

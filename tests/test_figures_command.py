@@ -50,3 +50,4 @@ def test_json_ready_keeps_list_positions_and_replaces_a_file_whole(tmp_path):
     path = write_json(tmp_path / "x.json", {"a": 1})
     write_json(path, {"b": torch.arange(3)})
     assert json.loads(path.read_text()) == {"b": [0, 1, 2]}
+    assert path.stat().st_mode & 0o777 == 0o644
