@@ -39,7 +39,7 @@ test: setup system-deps lint
 	$(BIN)/python -m pytest -q
 
 # The code is read on the site: 88 columns, formatted and linted (ruff, configured in pyproject.toml).
-LINTED := diffusion_lessons tests benchmarks docs/hooks docs/notebooks
+LINTED := diffusion_lessons tests benchmarks docs/hooks docs/notebooks docs/instructors/solutions
 lint: setup
 	$(BIN)/ruff format --check --quiet $(LINTED)
 	$(BIN)/ruff check --quiet $(LINTED)

@@ -83,7 +83,11 @@ def _mkdocs_config() -> dict:
     return yaml.load((REPO / "mkdocs.yml").read_text(), Loader=Loader)
 
 
-INSTRUCTOR_ONLY = sorted(_mkdocs_config()["extra"]["instructor_only"])
+# the instructor-only pages; an entry ending in "/" is a folder of files, not a page
+# (tests/test_solutions.py checks that the student build leaves such folders out)
+INSTRUCTOR_ONLY = sorted(
+    p for p in _mkdocs_config()["extra"]["instructor_only"] if not p.endswith("/")
+)
 
 
 # ---------------------------------------------------------------------------

@@ -19,7 +19,8 @@ gets it without edits:
   that only the instructor build has: ``mkdocs build -f mkdocs-instructor.yml`` sets
   ``extra.instructor: true``. In the default (student) build these pages are left out of
   the files, the navigation and search, and a link to them elsewhere becomes its plain
-  text.
+  text. An entry that ends in ``/`` is a folder: every file under it is left out (the
+  reference solutions, ``instructors/solutions/``).
 - **Search previews** are text: TeX is turned into readable symbols (``\\bar\\alpha_t``
   becomes ``ᾱ_t``), and the copy button's "Copied!" is dropped, in
   ``search/search_index.json`` after the search plugin wrote it.
@@ -49,10 +50,21 @@ _state: dict = {"instructor": False, "instructor_only": set()}
 # ---------------------------------------------------------------------------
 
 
+def instructor_only(src_uri: str, entries) -> bool:
+    """True when the file ``src_uri`` (relative to docs/) is listed in ``entries`` (the
+    ``extra.instructor_only`` list) or lies under a listed folder (an entry ending in
+    ``/``).
+    """
+    return any(
+        src_uri.startswith(entry) if entry.endswith("/") else src_uri == entry
+        for entry in entries
+    )
+
+
 def _without(nav, drop: set[str]):
     """The nav (strings and {title: item} dicts) without the pages in ``drop``."""
     if isinstance(nav, str):
-        return None if nav in drop else nav
+        return None if instructor_only(nav, drop) else nav
     if isinstance(nav, dict):
         kept = {}
         for title, item in nav.items():
@@ -79,9 +91,8 @@ def on_config(config, **kwargs):
 
 def on_files(files, config, **kwargs):
     if not _state["instructor"]:
-        for src in _state["instructor_only"]:
-            file = files.get_file_from_path(src)
-            if file is not None:
+        for file in list(files):
+            if instructor_only(file.src_uri, _state["instructor_only"]):
                 files.remove(file)
     # The downloadable .ipynb of every notebook, made from its jupytext source.
     for file in list(files):
@@ -118,7 +129,8 @@ def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
         if not target or "://" in target:
             return m.group(0)
         resolved = posixpath.normpath(posixpath.join(here, target))
-        return m.group("text") if resolved in _state["instructor_only"] else m.group(0)
+        hidden = instructor_only(resolved, _state["instructor_only"])
+        return m.group("text") if hidden else m.group(0)
 
     return MD_LINK.sub(plain, markdown)
 
