@@ -29,11 +29,13 @@ its own blind spot (lesson 08 adds a third, CLIP).
 
 A digit is "recognisable" from the fraction 1 - t/T of the reverse process on which the
 classifier reads x0_pred(x_t) (or x_t itself) as the requested digit for at least 50%
-(90%) of the samples, to the end (eq. 7.6).
+(90%) of the samples, to the end (eq. 7.6). The same observer on the forward process:
+the classifier's accuracy per digit on x_t ~ q(x_t | x0) for real held-out digits,
+at the same t (eq. 7.7); a perfect model's reverse states have the same distribution.
 
-Builds on: lesson05_training (load_trained, checkpoint_kind), lesson06_sampling (sample,
-digit_labels, load_samples, SHIPPED), data (load_digits, NUM_CLASSES), plotting
-(to_unit, DIGIT_COLORS, new_figure, savefig).
+Builds on: lesson01_forward_noise (q_sample), lesson05_training (load_trained,
+checkpoint_kind), lesson06_sampling (sample, digit_labels, load_samples, SHIPPED), data
+(load_digits, NUM_CLASSES), plotting (to_unit, DIGIT_COLORS, new_figure, savefig).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from torch import nn
 from . import CourseError
 from . import options as opt
 from .data import NUM_CLASSES, load_digits
+from .lesson01_forward_noise import q_sample
 from .lesson05_training import OTHER_KINDS, checkpoint_kind, load_trained
 from .lesson06_sampling import SHIPPED, digit_labels, load_samples, sample
 from .plotting import DIGIT_COLORS, new_figure, savefig, to_unit
@@ -489,12 +492,51 @@ def recognisability_curve(
         out[key] = acc  # (K, 10)
         frac = out["fraction" if view == "x0_pred" else "fraction_xt"]
         for level in (50, 90):
-            # length of the final run above the level
-            settled = (acc >= level / 100).flip(0).cumprod(0).sum(0)
-            out[f"first{level}{key[8:]}"] = {
-                d: frac[len(frac) - n].item() if n else None
-                for d, n in enumerate(settled.tolist())
-            }
+            out[f"first{level}{key[8:]}"] = settled_from(acc, frac, level / 100)
+    return out
+
+
+def settled_from(
+    accuracy: torch.Tensor, fraction: torch.Tensor, level: float
+) -> dict[int, float | None]:
+    """Eq. 7.6 for every digit: the fraction done from which ``accuracy`` (K, 10), in
+    the order of ``fraction`` (K,), stays >= ``level`` to the end; None if it ends
+    below the level.
+    """
+    run = (accuracy >= level).flip(0).cumprod(0).sum(0)  # (10,) final run's length
+    return {
+        d: fraction[len(fraction) - n].item() if n else None
+        for d, n in enumerate(run.tolist())
+    }
+
+
+def forward_recognisability(
+    classifier,
+    schedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int = 50,
+    seed: int = 0,
+) -> dict:
+    """Eq. 7.7: the classifier's accuracy per digit on forward-noised real digits,
+    x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, at steps + 1 evenly
+    spaced t from T down to 0.
+
+    Returns fraction (steps + 1,) = 1 - t/T, accuracy (steps + 1, 10), and first50 /
+    first90 as in ``recognisability_curve``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    ts = torch.linspace(schedule.T, 0, steps + 1).round().long()  # (K,) T ... 0
+    accuracy = []
+    for t in ts.tolist():
+        xt = q_sample(x0, t, schedule, generator=gen)  # (N, 1, 28, 28)
+        pred = predict_proba(classifier, xt).argmax(-1)
+        accuracy.append(per_class_accuracy(pred, labels))
+    out = {"fraction": 1 - ts / schedule.T, "accuracy": torch.tensor(accuracy)}
+    for level in (50, 90):
+        out[f"first{level}"] = settled_from(
+            out["accuracy"], out["fraction"], level / 100
+        )
     return out
 
 
@@ -564,6 +606,32 @@ def fig_recognisability(curve: dict, source: str = ""):
     axes[0].set_ylabel("accuracy per requested digit")
     axes[1].legend(fontsize=8, title="digit", ncol=2, loc="lower right")
     fig.suptitle(f"When does a digit become recognisable?\n{source}".strip())
+    fig.tight_layout()
+    return fig
+
+
+def fig_forward_vs_reverse(curve: dict, forward: dict, n_real: int):
+    """One panel per digit: the classifier's accuracy on the reverse process' x_t
+    (generated) and on the forward process' x_t (``n_real`` real digits per class),
+    against 1 - t/T.
+    """
+    fig, axes = new_figure(2, 5, size=(6.88, 3.6), sharex=True, sharey=True)
+    for d, ax in enumerate(axes.flat):
+        ax.plot(curve["fraction_xt"], curve["accuracy_xt"][:, d], color=DIGIT_COLORS[d])
+        ax.plot(forward["fraction"], forward["accuracy"][:, d], "k--", lw=1)
+        ax.set_title(f"digit {d}", fontsize=9)
+        ax.set(ylim=(-0.03, 1.03), xticks=(0, 0.5, 1), yticks=(0, 0.5, 1))
+        ax.tick_params(labelsize=8)
+    for ax in axes[1]:
+        ax.set_xlabel("1 - t/T", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize=8)
+    n_gen = len(curve["labels"]) // 10
+    fig.suptitle(
+        f"solid: reverse process, {n_gen} generated per digit; dashed: forward "
+        f"process, {n_real} real digits",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -835,27 +903,63 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
             per_digit=3 if quick else 10,
             steps=10 if quick else 50,
         )
+        n_real = 10 if quick else 50  # real held-out digits per class for eq. 7.7
+        keep = torch.cat([(y_test == d).nonzero()[:n_real, 0] for d in range(10)])
+        forward = forward_recognisability(
+            classifier, schedule, x_test[keep], y_test[keep], 10 if quick else 50
+        )
+        curve.update(first50_fwd=forward["first50"], first90_fwd=forward["first90"])
         table = [
-            "fraction of the reverse process after which the classifier reads the "
-            "digit (stays >= 50% / 90%):",
-            "  digit  on x0_pred     on x_t",
+            "fraction of the process after which the classifier reads the digit "
+            "(stays >= 50% / 90%):",
+            "         reverse, generated        forward, real",
+            "  digit  on x0_pred     on x_t     on x_t",
         ]
+        columns = (("first50", "first90"), ("first50_xt", "first90_xt"))
         for d in range(10):
             table.append(
                 f"  {d:>5}  "
                 + "".join(
-                    f"{'/'.join(_fraction_or_never(curve[k][d]) for k in pair):<15}"
-                    for pair in (("first50", "first90"), ("first50_xt", "first90_xt"))
+                    f"{'/'.join(_fraction_or_never(curve[k][d]) for k in pair):<11}"
+                    for pair in (*columns, ("first50_fwd", "first90_fwd"))
                 ).rstrip()
             )
         print("\n".join(table))
         files.append(out / "07_recognisability.txt")  # the table chapter 07 shows
         files[-1].write_text("\n".join(table) + "\n")
+        views = {
+            "x0_pred": "",
+            "xt": "_xt",
+            "forward_xt": "_fwd",
+        }  # for value() in docs
+        files.append(out / "07_recognisability.json")
+        files[-1].write_text(
+            json.dumps(
+                {
+                    "generated_per_digit": len(curve["labels"]) // 10,
+                    "real_per_digit": n_real,
+                    **{
+                        view: {
+                            f"first{lv}": [
+                                curve[f"first{lv}{sfx}"][d] for d in range(10)
+                            ]
+                            for lv in (50, 90)
+                        }
+                        for view, sfx in views.items()
+                    },
+                },
+                indent=1,
+            )
+        )
         report = evaluate_samples(curve["x0"], curve["labels"], classifier, reference)
         print(format_report(report))
         files += [
             savefig(fig_confusion(report["confusion"]), out / "07_confusion.png"),
             savefig(fig_recognisability(curve, source), out / "07_recognisability.png"),
+            savefig(
+                fig_forward_vs_reverse(curve, forward, n_real),
+                out / "07_forward_vs_reverse.png",
+            ),
         ]
         result.update(
             report=report, **{k: v for k, v in curve.items() if k.startswith("first")}

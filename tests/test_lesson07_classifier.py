@@ -1,5 +1,6 @@
-"""Lesson 07: the Fréchet distance, the classifier metrics, the recognisability curve,
-the classifier's evaluation and clear errors.
+"""Lesson 07: the Fréchet distance, the classifier metrics, background haze, the
+recognisability curves (reverse and forward), the classifier's evaluation and clear
+errors.
 """
 
 import math
@@ -218,6 +219,60 @@ def test_recognisability_curve_runs(tiny_setup):
         28,
         28,
     )
+
+
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 12),
+    st.sampled_from([0.5, 0.9]),
+)
+def test_settled_from_is_the_start_of_the_final_run_above_the_level(seed, K, level):
+    g = torch.Generator().manual_seed(seed)
+    # accuracies on a grid of tenths, so values equal to the level occur too
+    acc = torch.randint(0, 11, (K, 10), generator=g).float() / 10  # (K, 10)
+    fraction = torch.sort(torch.rand(K, generator=g)).values  # (K,) increasing
+    first = L.settled_from(acc, fraction, level)
+    for d in range(10):
+        above = (acc[:, d] >= level).tolist()
+        if not above[-1]:
+            assert first[d] is None
+            continue
+        k = fraction.tolist().index(first[d])
+        assert all(above[k:]) and (k == 0 or not above[k - 1])
+
+
+def test_forward_recognisability_reads_clean_digits_at_the_end(tiny_setup):
+    _, schedule, classifier = tiny_setup
+    x0, labels = load_digits("mnist-5k", "test", limit=40)
+    fwd = L.forward_recognisability(classifier, schedule, x0, labels, steps=4)
+    assert fwd["accuracy"].shape == (5, 10)
+    assert fwd["fraction"][0] == 0 and fwd["fraction"][-1] == 1  # t = T ... 0
+    clean = L.classifier_report(classifier, x0, labels)["per_class"]
+    assert fwd["accuracy"][-1].tolist() == pytest.approx(clean, nan_ok=True)
+    assert set(fwd["first50"]) == set(range(10))
+
+
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 4),
+    st.integers(6, 20),
+    st.floats(0.0, 0.45),
+)
+def test_background_haze_measures_grey_away_from_ink(seed, N, size, grey):
+    g = torch.Generator().manual_seed(seed)
+    unit = torch.full((N, 1, size, size), grey)  # display scale [0, 1]
+    ink = torch.rand(N, 1, size, size, generator=g) > 0.97
+    unit[ink] = 1.0
+    haze = L.background_haze(unit * 2 - 1)  # the function takes [-1, 1]
+    near = torch.nn.functional.max_pool2d(ink.float(), 5, 1, 2) > 0
+    if near.all():
+        assert math.isnan(haze["mean"]) and math.isnan(haze["above"])
+        return
+    assert haze["mean"] == pytest.approx(grey, abs=1e-6)
+    if abs(grey - haze["level"]) > 1e-6:  # every background pixel is on one side
+        assert haze["above"] == (1.0 if grey > haze["level"] else 0.0)
+    black = L.background_haze(torch.where(ink, 1.0, -1.0))
+    assert black["mean"] == 0 and black["above"] == 0
 
 
 def test_evaluate_command_on_a_samples_file(tmp_path, tiny_setup):
