@@ -1,6 +1,6 @@
 """Does the noise schedule matter after training? Linear, cosine and sigmoid
 (chapter 02) trained with the shipped recipe at its 5-minute budget, two training
-seeds each.
+seeds each (three for cosine, the shipped schedule).
 
 Run:  .venv/bin/python benchmarks/recipe/schedules.py
 
@@ -20,15 +20,16 @@ from pathlib import Path
 from report import spread
 
 from diffusion_lessons.plotting import new_figure, savefig
+from diffusion_lessons.runs import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "recipe"
 FIGURES = ROOT / "docs" / "figures"
 
-#: schedule -> result files, one per training seed (seeds 0 and 1)
+#: schedule -> result files, one per training seed (0, 1, ...)
 RUNS = {
     "linear": ["linear_3600", "linear_3600_s1"],
-    "cosine": ["combo_3600", "combo_3600_s1"],
+    "cosine": ["combo_3600", "combo_3600_s1", "combo_3600_s2"],
     "sigmoid": ["sigmoid_3600", "sigmoid_3600_s1"],
 }
 COLORS = {"linear": "tab:blue", "cosine": "tab:orange", "sigmoid": "tab:green"}
@@ -68,6 +69,8 @@ def summary() -> dict:
         }
         for key in ("w0", "guided", "fd_ratio", "fd_ratio_w0", "haze"):
             out[name][f"{key}_mean"] = statistics.fmean(out[name][key])
+            out[name][f"{key}_min"] = min(out[name][key])
+            out[name][f"{key}_max"] = max(out[name][key])
     return out
 
 
@@ -94,11 +97,12 @@ def table(s: dict) -> str:
     v = next(iter(s.values()))
     lines.append(
         f"\n*The shipped recipe (batch 64, Min-SNR γ = 2) with each schedule, "
-        f"{v['steps']:,} steps on mnist-5k (the 5-minute budget), training seeds 0 and "
-        f"1: mean (range). Each run scored on {v['n']} samples (DDIM 50, sampling seed "
-        "0). FD: Fréchet classifier distance to the 1,000 held-out digits divided by "
-        "its floor at the same n. Made by `python benchmarks/recipe/schedules.py` "
-        "from the runs listed in benchmarks/recipe/README.md.*"
+        f"{v['steps']:,} steps on mnist-5k (the 5-minute budget), one run per "
+        f"training seed: mean (range over seeds). Each run scored on {v['n']} samples "
+        "(DDIM 50, sampling seed 0). FD: Fréchet classifier distance to the 1,000 "
+        "held-out digits divided by its floor at the same n. Made by "
+        "`python benchmarks/recipe/schedules.py` from the runs listed in "
+        "benchmarks/recipe/README.md.*"
     )
     return "\n".join(lines) + "\n"
 
@@ -153,14 +157,12 @@ def figure(s: dict):
 def main() -> None:
     s = summary()
     (FIGURES / "02_trained_schedules.md").write_text(table(s))
-    (FIGURES / "02_trained_schedules.json").write_text(
-        json.dumps(
-            {
-                k: {kk: vv for kk, vv in v.items() if kk != "loss_curves"}
-                for k, v in s.items()
-            },
-            indent=1,
-        )
+    write_json(
+        FIGURES / "02_trained_schedules.json",
+        {
+            k: {kk: vv for kk, vv in v.items() if kk != "loss_curves"}
+            for k, v in s.items()
+        },
     )
     path = savefig(figure(s), FIGURES / "02_trained_schedules.png")
     print(f"wrote {FIGURES / '02_trained_schedules.md'}, .json and {path}")
