@@ -8,6 +8,10 @@ Reads benchmarks/results/recipe/*.json (written by lever.py and final.py) and wr
 - docs/figures/05_recipe.json and benchmarks/results/recipe_small.md: the shipped
   ``small`` preset and its 5-minute twin measured on 1,000 samples (per-class accuracy,
   Fréchet distance with its floor, haze, sampling time);
+- docs/figures/05_seed_spread.md and .json: how far the headline numbers move between
+  training seeds and between sampling seeds, for the ``small`` preset (final.py results
+  ``small_final``, ``small_final_s1``, ...) and its 5-minute configuration (lever.py
+  results ``combo_3600*``);
 - with --figure, docs/figures/05_real_vs_generated.png: ten held-out digits of each
   class beside ten generated ones from checkpoints/small.pt at the recommended guidance.
 """
@@ -18,6 +22,8 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+
+from diffusion_lessons.runs import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "recipe"
@@ -43,9 +49,38 @@ ABLATION = [
         "combo",
         "both: the new `small`",
         "batch 64 and γ = 2",
-        ["combo_3600", "combo_3600_s1"],
+        ["combo_3600", "combo_3600_s1", "combo_3600_s2"],
     ),
 ]
+
+#: (key, label, result files, one list per training seed: one score per sampling seed)
+SPREAD = [
+    ("small", "`small`, full budget", "final", ["small_final*"]),
+    (
+        "small_5min",
+        "5-minute configuration",
+        "lever",
+        ["combo_3600", "combo_3600_s1", "combo_3600_s2"],
+    ),
+]
+#: metric -> (column header, how to read it off one score, format, scale)
+METRICS = {
+    "w0": ("accuracy, w = 0", lambda q: q["w0"]["accuracy"], ".1f", 100),
+    "guided": ("accuracy, w = 0.5", lambda q: q["guided"]["accuracy"], ".1f", 100),
+    "worst": (
+        "worst digit, w = 0.5",
+        lambda q: min(q["guided"]["per_class"]),
+        ".0f",
+        100,
+    ),
+    "fd_ratio": (
+        "FD / floor, w = 0.5",
+        lambda q: q["guided"]["fd"] / q["floor"],
+        ".2f",
+        1,
+    ),
+    "haze": ("haze", lambda q: q["guided"]["haze"]["above"], ".1f", 100),
+}
 
 
 def load(stem: str) -> list[dict]:
@@ -114,6 +149,79 @@ def ablation_table() -> str:
     )
     (FIGURES / "05_ablation.json").write_text(json.dumps(summary, indent=1))
     return "\n".join(lines) + "\n"
+
+
+def seed_scores(kind: str, stems: list[str]) -> list[list[dict]]:
+    """One list per training seed, holding its scores (one per sampling seed)."""
+    if kind == "final":  # final.py: one file per training seed, sampling seeds inside
+        return [r["seeds"] for stem in stems for r in load(stem)]
+    out = []  # lever.py: one file per (training seed, sampling seed): STEM, STEM_ss1
+    for stem in stems:
+        scores = load(stem) + load(f"{stem}_ss*")
+        if scores:
+            out.append(scores)
+    return out
+
+
+def seed_spread() -> tuple[str, dict]:
+    """How much each headline number moves between training and sampling seeds."""
+    summary = {}
+    header = " | ".join(h for h, *_ in METRICS.values())
+    lines = [f"| | {header} |", "|---|" + "---:|" * len(METRICS)]
+    for key, label, kind, stems in SPREAD:
+        models = seed_scores(kind, stems)
+        if not models:
+            continue
+        n, sampling = models[0][0]["n"], min(len(m) for m in models)
+        summary[key] = {
+            "training_seeds": len(models),
+            "sampling_seeds": sampling,
+            "n": n,
+        }
+        rows = {"all": [], "train": [], "sampling": []}
+        for metric, (_, read, fmt, scale) in METRICS.items():
+            values = [[read(q) for q in m] for m in models]
+            flat = [v for m in values for v in m]
+            means = [statistics.fmean(m) for m in values]
+            entry = {
+                "mean": statistics.fmean(flat),
+                "min": min(flat),
+                "max": max(flat),
+                "per_seed": values,
+                "training_range": max(means) - min(means),
+                "sampling_gap": max(max(m) - min(m) for m in values),
+            }
+            if scale == 100:  # the two ranges in percentage points, as in the table
+                entry["training_range_pts"] = 100 * entry["training_range"]
+                entry["sampling_gap_pts"] = 100 * entry["sampling_gap"]
+            summary[key][metric] = entry
+            unit = " %" if scale == 100 else ""
+            rows["all"].append(spread([v * scale for v in flat], fmt) + unit)
+            points = " pts" if scale == 100 else ""
+            rows["train"].append(format(entry["training_range"] * scale, fmt) + points)
+            rows["sampling"].append(format(entry["sampling_gap"] * scale, fmt) + points)
+        lines += [
+            f"| **{label}**: {len(models)} training × {sampling} sampling seeds, "
+            f"{n:,} samples each | " + " | ".join(rows["all"]) + " |",
+            "| range of the training seeds' means | "
+            + " | ".join(rows["train"])
+            + " |",
+            "| largest gap between two sampling seeds of one model | "
+            + " | ".join(rows["sampling"])
+            + " |",
+        ]
+    lines.append(
+        "\n*Each score: accuracy of the samples (DDIM 50, 100 or 50 per digit) as "
+        "read by chapter 07's classifier, Fréchet classifier distance to the 1,000 "
+        "held-out digits divided by its floor at the same n, and background haze "
+        "(share of background pixels above 0.02). First row of each block: mean "
+        "(range) over all scores; pts: percentage points. FD / floor shrinks towards 1 "
+        "as n falls (both carry a bias of order 1/n), so compare it within a block "
+        "only. Made by "
+        "`python benchmarks/recipe/report.py` "
+        "from the runs listed in benchmarks/recipe/README.md.*"
+    )
+    return "\n".join(lines) + "\n", summary
 
 
 def summarise(name: str) -> dict | None:
@@ -252,6 +360,10 @@ def main() -> None:
     args = parser.parse_args()
     (FIGURES / "05_ablation.md").write_text(ablation_table())
     print(f"wrote {FIGURES / '05_ablation.md'} and .json")
+    table, summary = seed_spread()
+    (FIGURES / "05_seed_spread.md").write_text(table)
+    write_json(FIGURES / "05_seed_spread.json", summary)
+    print(f"wrote {FIGURES / '05_seed_spread.md'} and .json")
     results = {k: summarise(f"{k}_final") for k in ("small", "small_5min")}
     if any(results.values()):
         (FIGURES / "05_recipe.json").write_text(json.dumps(results, indent=1))
