@@ -32,6 +32,16 @@ def test_pct_is_the_fraction_times_100_with_a_space(x):
     assert float(text[:-2]) == pytest.approx(100 * x, abs=0.05 + 1e-9)
 
 
+@given(st.floats(1e-300, 1e300) | st.floats(-1e300, -1e-300), st.integers(0, 4))
+def test_tex_is_scientific_notation_that_reads_back(x, digits):
+    text = values.format_value(x, f"tex{digits}")
+    mantissa, power = text.split("\\times 10^")
+    assert power.startswith("{") and power.endswith("}")
+    assert 1 <= abs(float(mantissa)) < 10 or float(mantissa) in (10.0, -10.0)
+    back = float(mantissa) * 10 ** int(power[1:-1])
+    assert back == pytest.approx(x, rel=10**-digits)
+
+
 def test_values_are_replaced_outside_code_only(tmp_path):
     md = (
         'A {{ value("r.json", "a.b.1", ".1f") }} s and '

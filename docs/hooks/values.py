@@ -7,7 +7,9 @@ Anywhere in a page (outside fenced code blocks),
 is replaced by that entry of the JSON file (a path relative to docs/), formatted with
 the Python format spec given (default: the value as it is). The spec ``pct1`` (``pct0``,
 ``pct2``) writes a fraction as a percentage with that many decimals and a space before
-the sign, the book's style: 0.905 -> "90.5 %". The key is a dotted path; a part that is
+the sign, the book's style: 0.905 -> "90.5 %". The spec ``tex2`` (``tex1``, ...) writes
+a number in scientific notation for use inside math, 2.43e-09 -> "2.43\\times 10^{-9}".
+The key is a dotted path; a part that is
 a whole number also indexes a list.
 
 A missing file, a missing key or a bad spec fails the build with the page, the line and
@@ -49,6 +51,9 @@ def format_value(value, spec: str | None) -> str:
         return str(value)
     if spec.startswith("pct"):
         return f"{100 * float(value):.{int(spec[3:] or 0)}f} %"
+    if spec.startswith("tex"):
+        mantissa, exponent = f"{float(value):.{int(spec[3:] or 0)}e}".split("e")
+        return f"{mantissa}\\times 10^{{{int(exponent)}}}"
     return format(value, spec)
 
 
