@@ -52,6 +52,8 @@ __all__ = [
     "schedule_from_alpha_bar",
     "make_schedule",
     "log_snr",
+    "band_shares",
+    "schedule_facts",
     "SCHEDULES",
 ]
 
@@ -156,6 +158,56 @@ def log_snr(schedule: Schedule) -> torch.Tensor:
     return torch.log(ab) - torch.log1p(-ab)
 
 
+#: Section 2.7's bands of log-SNR: lambda <= -5, -5 < lambda <= 0, 0 < lambda <= 5, > 5
+BAND_EDGES = (-5.0, 0.0, 5.0)
+
+
+def band_shares(schedule: Schedule, edges=BAND_EDGES) -> list[float]:
+    """The share of the steps t = 1..T whose log-SNR falls in each band
+    (-inf, e_1], (e_1, e_2], ..., (e_k, inf) of the sorted ``edges``; sums to 1.
+    """
+    lam = log_snr(schedule).double()  # (T,)
+    band = torch.bucketize(lam, torch.tensor(edges, dtype=lam.dtype))  # (T,) in 0..k
+    return (torch.bincount(band, minlength=len(edges) + 1) / len(lam)).tolist()
+
+
+def _first_step(mask: torch.Tensor) -> int | None:
+    """The first t at which ``mask`` (T + 1,) holds, or None."""
+    hits = mask.nonzero()
+    return int(hits[0, 0]) if len(hits) else None
+
+
+def schedule_facts(schedule: Schedule) -> dict:
+    """The numbers chapter 02 quotes about one schedule: alpha_bar at a quarter, half
+    and the end, the first step with alpha_bar below 1/2, the first and last two betas,
+    log-SNR at a quarter, three quarters and the end, and the share of steps with
+    SNR above 1 and in each band of ``band_shares``. A step that does not exist (a
+    short schedule that never falls below 0.01) is None.
+    """
+    T, ab, beta, lam = schedule.T, schedule.alpha_bar, schedule.beta, log_snr(schedule)
+    return {
+        "alpha_bar_quarter": ab[T // 4].item(),
+        "alpha_bar_half": ab[T // 2].item(),
+        "alpha_bar_T": ab[-1].item(),
+        # x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps, half and 3/4 of the way
+        "signal_half": ab[T // 2].sqrt().item(),
+        "noise_half": (1 - ab[T // 2]).sqrt().item(),
+        "signal_three_quarters": ab[3 * T // 4].sqrt().item(),
+        "noise_three_quarters": (1 - ab[3 * T // 4]).sqrt().item(),
+        "t_half_signal": _first_step(ab < 0.5),
+        "t_one_percent_signal": _first_step(ab < 0.01),
+        "beta_1": beta[1].item(),
+        "sqrt_beta_1": beta[1].sqrt().item(),
+        "beta_T_minus_1": beta[-2].item(),
+        "beta_T": beta[-1].item(),
+        "log_snr_quarter": lam[T // 4 - 1].item(),  # lam[i] is step t = i + 1
+        "log_snr_three_quarters": lam[3 * T // 4 - 1].item(),
+        "log_snr_T": lam[-1].item(),
+        "share_snr_above_1": (lam > 0).double().mean().item(),
+        "band_shares": band_shares(schedule),
+    }
+
+
 # ---------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------
@@ -225,14 +277,23 @@ def run(
         f"{'steps with SNR > 1':>18}"
     )
     for sch in schedules:
-        half, last = sch.alpha_bar[sch.T // 2].item(), sch.alpha_bar[-1].item()
-        share = (log_snr(sch) > 0).double().mean().item()
-        numbers[sch.name] = {
-            "alpha_bar_half": half,
-            "alpha_bar_T": last,
-            "share_snr_above_1": share,
-        }
-        print(f"{sch.name:>8}  {half:14.4f}  {last:12.2e}  {share:17.0%}")
+        facts = numbers[sch.name] = schedule_facts(sch)
+        print(
+            f"{sch.name:>8}  {facts['alpha_bar_half']:14.4f}  "
+            f"{facts['alpha_bar_T']:12.2e}  {facts['share_snr_above_1']:17.0%}"
+        )
+    linear_beta = make_schedule("linear", 1000).beta[1:]  # (T,)
+    for sch in schedules:  # figure 2.1's middle panel: who adds less noise per step
+        below = (sch.beta[1:] < linear_beta).double().mean().item()
+        numbers[sch.name]["share_beta_below_linear"] = below
+    names = ["lambda <= -5", "-5 < lambda <= 0", "0 < lambda <= 5", "lambda > 5"]
+    print("\nshare of the steps in each band of log-SNR:")
+    print(f"{'schedule':>8}  " + "  ".join(f"{b:>16}" for b in names))
+    for name, facts in numbers.items():
+        print(
+            f"{name:>8}  "
+            + "  ".join(f"{share:16.1%}" for share in facts["band_shares"])
+        )
     images, labels = load_digits(dataset, split="train")
     x0 = images[(labels == 3).nonzero()[0, 0]][None]  # (1, 1, 28, 28): a three
     files = [

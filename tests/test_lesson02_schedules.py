@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 
 from diffusion_lessons.lesson02_schedules import (
     SCHEDULES,
+    band_shares,
     cosine_schedule,
     linear_schedule,
     log_snr,
     make_schedule,
+    schedule_facts,
     sigmoid_schedule,
 )
 
@@ -106,3 +108,35 @@ def test_schedule_from_alpha_bar_refuses_a_missing_alpha_bar_0():
 
     with pytest.raises(ValueError, match="alpha_bar_0 = 1"):
         schedule_from_alpha_bar(torch.tensor([0.9, 0.5, 0.1]), "shifted")
+
+
+@given(
+    name=schedule_names,
+    T=st.integers(1, 2000),
+    edges=st.lists(st.floats(-30, 30), min_size=1, max_size=5, unique=True),
+)
+def test_band_shares_count_every_step_once(name, T, edges):
+    sch = make_schedule(name, T)
+    edges = sorted(edges)
+    shares = band_shares(sch, edges)
+    assert len(shares) == len(edges) + 1
+    assert sum(shares) == pytest.approx(1.0)
+    lam = log_snr(sch).double()
+    bounds = [-math.inf, *edges, math.inf]
+    for share, lo, hi in zip(shares, bounds[:-1], bounds[1:]):
+        assert share == pytest.approx(((lam > lo) & (lam <= hi)).double().mean().item())
+
+
+@given(name=schedule_names, T=st.integers(4, 2000))
+def test_schedule_facts_agree_with_the_schedule(name, T):
+    sch = make_schedule(name, T)
+    facts = schedule_facts(sch)
+    for key, level in (("t_half_signal", 0.5), ("t_one_percent_signal", 0.01)):
+        t = facts[key]
+        if t is None:
+            assert (sch.alpha_bar >= level).all()
+        else:
+            assert sch.alpha_bar[t] < level <= sch.alpha_bar[t - 1]
+    assert facts["beta_T"] <= 0.999 + 1e-9
+    assert facts["log_snr_T"] == pytest.approx(log_snr(sch)[-1].item())
+    assert sum(facts["band_shares"]) == pytest.approx(1.0)
