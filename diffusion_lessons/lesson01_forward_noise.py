@@ -299,6 +299,135 @@ def fig_chain_vs_closed_form(
 
 
 # ---------------------------------------------------------------------------
+# Measurements: eq. 1.4 on real digits (section 1.5), when a digit is lost (1.9)
+# ---------------------------------------------------------------------------
+
+
+def measured_variance(
+    x0: torch.Tensor, schedule: Schedule, steps=(0, 100, 250, 500, 1000), seed: int = 1
+) -> dict:
+    """Eq. 1.4 on data: the pixel mean and variance of x0 (N, C, H, W), and at each
+    step the variance of x_t measured beside the one eq. 1.4 predicts.
+    """
+    var0 = x0.var().item()
+    g = torch.Generator().manual_seed(seed)
+    by_t = {}
+    for t in steps:
+        ab = schedule.alpha_bar[t].item()
+        xt = q_sample(x0, t, schedule, generator=g)
+        by_t[t] = {"measured": xt.var().item(), "eq_1_4": ab * var0 + 1 - ab}
+    return {"pixel_mean": x0.mean().item(), "pixel_variance": var0, "by_t": by_t}
+
+
+def class_templates(
+    images: torch.Tensor, labels: torch.Tensor, num_classes: int = 10
+) -> torch.Tensor:
+    """The mean image of each class, flattened: (num_classes, H * W)."""
+    return torch.stack(
+        [images[labels == c].mean(0) for c in range(num_classes)]
+    ).flatten(1)
+
+
+def template_matcher(
+    xt: torch.Tensor, t: int, schedule: Schedule, templates: torch.Tensor
+) -> torch.Tensor:
+    """Section 1.9's observer: label each noisy image of xt (B, C, H, W) with the
+    class whose scaled template sqrt(alpha_bar_t) mu_c, the mean of a noisy digit of
+    that class by eq. 1.3, is nearest. Returns (B,) class indices.
+    """
+    scaled = schedule.alpha_bar[t].float().sqrt() * templates  # (K, H * W)
+    return torch.cdist(xt.flatten(1), scaled).argmin(1)
+
+
+def recognisability(
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    templates: torch.Tensor,
+    schedule: Schedule,
+    steps=(0, 300, 400, 500, 600, 700),
+    seed: int = 0,
+) -> dict:
+    """The template matcher's accuracy on x0 (N, C, H, W), noised at each step with
+    one fixed eps (``seed``). Returns {t: {alpha_bar, all, per_class, kept}}, where
+    ``kept`` is each class's accuracy as a share of its accuracy on clean digits.
+    """
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    clean = None
+    by_t = {}
+    for t in steps:
+        pred = template_matcher(
+            q_sample(x0, t, schedule, eps=eps), t, schedule, templates
+        )
+        per_class = [
+            (pred[labels == c] == c).float().mean().item()
+            for c in range(len(templates))
+        ]
+        if clean is None:
+            clean = per_class
+        by_t[t] = {
+            "alpha_bar": schedule.alpha_bar[t].item(),
+            "all": (pred == labels).float().mean().item(),
+            "per_class": per_class,
+            "kept": [a / c if c else float("nan") for a, c in zip(per_class, clean)],
+        }
+    return by_t
+
+
+def template_margins(
+    images: torch.Tensor, labels: torch.Tensor, templates: torch.Tensor
+) -> dict:
+    """How far each class's template lies from the others (Euclidean distance in
+    pixel units of [-1, 1]), and how much ink an average digit of each class has
+    (pixels brighter than mid-grey).
+    """
+    k = len(templates)
+    dist = torch.cdist(templates, templates)  # (K, K)
+    others = dist + torch.diag(torch.full((k,), float("inf")))
+    return {
+        "distance": dist,
+        "nearest": others.argmin(1),
+        "nearest_distance": others.min(1).values,
+        "ink": [
+            (images[labels == c] > 0).float().sum((1, 2, 3)).mean() for c in range(k)
+        ],
+    }
+
+
+def recognisability_table(by_t: dict, counts: list[int]) -> str:
+    """Section 1.9's table as Markdown: the matcher's accuracy per step and digit."""
+    steps = list(by_t)
+    head = " | ".join(
+        rf"\( t = {t} \)" if i == 0 else str(t) for i, t in enumerate(steps)
+    )
+    lines = [f"| digit | {head} |", "|---" + "|---:" * len(steps) + "|"]
+    lines.append(
+        r"| \( \bar\alpha_t \) | "
+        + " | ".join(f"{by_t[t]['alpha_bar']:.3f}" for t in steps)
+        + " |"
+    )
+    lines.append(
+        "| all digits | " + " | ".join(f"{by_t[t]['all']:.2f}" for t in steps) + " |"
+    )
+    for c in range(len(counts)):
+        lines.append(
+            f"| {c} | "
+            + " | ".join(f"{by_t[t]['per_class'][c]:.2f}" for t in steps)
+            + " |"
+        )
+    per = (
+        f"{counts[0]:,}" if len(set(counts)) == 1 else f"{min(counts)} to {max(counts)}"
+    )
+    se = 0.5 / min(counts) ** 0.5  # the largest standard error of a share of n
+    lines.append(
+        f"\n*The template matcher's accuracy on the {sum(counts):,} held-out digits "
+        f"of mnist-5k ({per} per class), all noised with eq. (1.3), one fixed noise "
+        f"(seed 0), linear schedule. Chance is 0.10; each entry is uncertain by about "
+        f"± {se:.2f}. Made by `diffusion-lessons run 1` (`recognisability`).*"
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
 # Run the lesson
 # ---------------------------------------------------------------------------
 
@@ -345,9 +474,54 @@ def run(
             out / "01_chain_vs_closed_form.png",
         )
     )
+    variance = measured_variance(images[:1000], schedule)
+    print(
+        f"mnist-5k, 1000 digits: pixel mean {variance['pixel_mean']:+.3f}, variance "
+        f"{variance['pixel_variance']:.3f}; Var[x_t] measured (eq. 1.4 predicts): "
+        + ", ".join(
+            f"t={t} {v['measured']:.3f} ({v['eq_1_4']:.3f})"
+            for t, v in variance["by_t"].items()
+        )
+    )
+    x_test, y_test = load_digits(dataset, split="test")
+    templates = class_templates(images, labels)
+    by_t = recognisability(x_test, y_test, templates, schedule)
+    counts = [int((y_test == c).sum()) for c in range(len(templates))]
+    print("Template matcher on the held-out digits, accuracy by step (section 1.9):")
+    print(f"{'t':>5} {'all':>5} | " + " ".join(f"{c:>4}" for c in range(10)))
+    for t, row in by_t.items():
+        print(
+            f"{t:5d} {row['all']:5.2f} | "
+            + " ".join(f"{a:4.2f}" for a in row["per_class"])
+        )
+    files.append(out / "01_recognisability.md")
+    files[-1].write_text(recognisability_table(by_t, counts))
+    margins = template_margins(images, labels, templates)
+    print(
+        "nearest other template (distance; ink in pixels): "
+        + ", ".join(
+            f"{c}: {int(margins['nearest'][c])} ({margins['nearest_distance'][c]:.1f}; "
+            f"{float(margins['ink'][c]):.0f})"
+            for c in range(len(templates))
+        )
+    )
     for f in files:
         print(f"wrote {f}")
-    return {"alpha_bar_T": schedule.alpha_bar[-1].item(), "files": files}
+    return {
+        "alpha_bar_T": schedule.alpha_bar[-1].item(),
+        # eq. 1.2 at the steps of figure 1.2, for a pixel x0 = +1
+        "eq_1_2": {
+            t: {
+                "mean": schedule.alpha_bar[t].item() ** 0.5,
+                "std": (1 - schedule.alpha_bar[t].item()) ** 0.5,
+            }
+            for t in (20, 100, 250, 300, 500, 750, 1000)
+        },
+        "variance": variance,
+        "recognisability": {"counts": counts, "by_t": by_t},
+        "templates": margins,
+        "files": files,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
