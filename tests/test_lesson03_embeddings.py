@@ -175,3 +175,17 @@ def test_run_quick_writes_the_figures(tmp_path):
     assert result["sim_t1_t2"] > result["sim_t1_t500"]
     assert result["one_hot_lookup_gap"] == 0
     assert 0.5 < result["c_star"] < 1
+    assert (tmp_path / "03_time_estimator.md").stat().st_size > 100
+    read = result["time_steps_read"]["by_t"]
+    assert read[10]["low"] <= 10 <= read[10]["high"]  # little noise: read exactly
+    assert read[1000]["high"] - read[1000]["low"] > 100  # pure noise: no step to read
+    assert result["similarity_drift"] < 1e-4  # eq. 3.4: a function of |t - s| only
+
+
+def test_noise_estimate_reads_the_std_of_pure_noise():
+    from diffusion_lessons.lesson03_embeddings import noise_estimate
+
+    g = torch.Generator().manual_seed(0)
+    for sigma in (0.05, 0.3, 1.0):
+        est = noise_estimate(sigma * torch.randn(32, 1, 28, 28, generator=g))
+        assert abs(est.median().item() - sigma) < 0.05 * sigma
