@@ -24,7 +24,8 @@ sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps:
     (2.5)   SNR(t) = alpha_bar_t / (1 - alpha_bar_t),  log-SNR(t) = log SNR(t)
 
 Builds on: lesson01_forward_noise (Schedule, schedule_from_betas, linear_schedule,
-q_sample), data (load_digits), plotting (new_figure, savefig, show_images).
+q_sample, class_templates, template_matcher), data (load_digits), plotting
+(new_figure, savefig, show_images).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ import torch
 from .data import load_digits
 from .lesson01_forward_noise import (
     Schedule,
+    class_templates,
     linear_schedule,
     q_sample,
     schedule_from_betas,
+    template_matcher,
 )
 from .plotting import new_figure, savefig, show_images
 
@@ -54,6 +57,7 @@ __all__ = [
     "log_snr",
     "band_shares",
     "schedule_facts",
+    "matcher_shares",
     "SCHEDULES",
 ]
 
@@ -208,6 +212,40 @@ def schedule_facts(schedule: Schedule) -> dict:
     }
 
 
+def matcher_shares(
+    schedule: Schedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    templates: torch.Tensor,
+    every: int = 20,
+    seed: int = 0,
+) -> dict:
+    """Section 2.7's stand-in for "is there still a digit to recover?": lesson 01's
+    template matcher reads the digits x0 (N, 1, H, W), noised with one fixed eps
+    (``seed``) at every ``every``-th step. Returns the share of those steps at which
+    it is right on more than half of the digits, and on less than 15 % (chance: 10 %).
+    """
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    accuracy = torch.tensor(
+        [
+            (
+                template_matcher(
+                    q_sample(x0, t, schedule, eps=eps), t, schedule, templates
+                )
+                == labels
+            )
+            .float()
+            .mean()
+            .item()
+            for t in range(every, schedule.T + 1, every)
+        ]
+    )  # (T // every,)
+    return {
+        "above_half": (accuracy > 0.5).double().mean().item(),
+        "below_15": (accuracy < 0.15).double().mean().item(),
+    }
+
+
 # ---------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------
@@ -295,6 +333,17 @@ def run(
             + "  ".join(f"{share:16.1%}" for share in facts["band_shares"])
         )
     images, labels = load_digits(dataset, split="train")
+    x_test, y_test = load_digits(dataset, split="test")  # (N, 1, 28, 28)
+    templates = class_templates(images, labels)  # (10, 784), from the training split
+    print("\nshare of the steps at which the template matcher is right on")
+    print(f"{'schedule':>8}  {'more than 50%':>14}  {'less than 15%':>14}")
+    for sch in schedules:
+        shares = numbers[sch.name]["matcher"] = matcher_shares(
+            sch, x_test, y_test, templates
+        )
+        print(
+            f"{sch.name:>8}  {shares['above_half']:14.0%}  {shares['below_15']:14.0%}"
+        )
     x0 = images[(labels == 3).nonzero()[0, 0]][None]  # (1, 1, 28, 28): a three
     files = [
         savefig(fig_schedules(schedules), out / "02_schedules.png"),

@@ -14,6 +14,7 @@ from diffusion_lessons.lesson02_schedules import (
     linear_schedule,
     log_snr,
     make_schedule,
+    matcher_shares,
     schedule_facts,
     sigmoid_schedule,
 )
@@ -140,3 +141,18 @@ def test_schedule_facts_agree_with_the_schedule(name, T):
     assert facts["beta_T"] <= 0.999 + 1e-9
     assert facts["log_snr_T"] == pytest.approx(log_snr(sch)[-1].item())
     assert sum(facts["band_shares"]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_matcher_shares_are_shares_of_disjoint_events(name):
+    from diffusion_lessons.data import load_digits
+    from diffusion_lessons.lesson01_forward_noise import class_templates
+
+    images, labels = load_digits("mnist-5k", split="train")
+    x, y = load_digits("mnist-5k", split="test")
+    shares = matcher_shares(
+        make_schedule(name, 200), x[:200], y[:200], class_templates(images, labels)
+    )
+    assert 0 <= shares["above_half"] <= 1 and 0 <= shares["below_15"] <= 1
+    assert shares["above_half"] + shares["below_15"] <= 1
+    assert shares["above_half"] > 0  # the first steps barely touch the digit
