@@ -53,6 +53,7 @@ figures: setup
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 \
 	    --json docs/figures/07_evaluate.json > docs/figures/07_evaluate.txt
 	$(BIN)/python benchmarks/sampler_steps.py
+	$(BIN)/python benchmarks/skip_ablation.py
 	$(BIN)/python benchmarks/recipe/report.py --figure
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/finetune_on_top.py
 
