@@ -44,7 +44,8 @@ lint: setup
 	$(BIN)/ruff format --check --quiet $(LINTED)
 	$(BIN)/ruff check --quiet $(LINTED)
 
-# Every figure and result file of the docs site, from the shipped checkpoints (about 20 minutes on 2 cores).
+# Every figure and result file of the docs site, from the shipped checkpoints (each script's docstring
+# gives its running time).
 figures: setup
 	$(BIN)/diffusion-lessons figures
 	$(BIN)/diffusion-lessons evaluate --checkpoint checkpoints/small.pt --per-digit 100 --guidance 0 \
