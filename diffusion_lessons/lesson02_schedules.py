@@ -24,7 +24,7 @@ sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps:
     (2.5)   SNR(t) = alpha_bar_t / (1 - alpha_bar_t),  log-SNR(t) = log SNR(t)
 
 Builds on: lesson01_forward_noise (Schedule, schedule_from_betas, linear_schedule,
-q_sample, class_templates, template_matcher), data (load_digits), plotting
+q_sample, class_templates, recognisability), data (load_digits), plotting
 (new_figure, savefig, show_images).
 """
 
@@ -42,8 +42,8 @@ from .lesson01_forward_noise import (
     class_templates,
     linear_schedule,
     q_sample,
+    recognisability,
     schedule_from_betas,
-    template_matcher,
 )
 from .plotting import new_figure, savefig, show_images
 
@@ -225,21 +225,9 @@ def matcher_shares(
     (``seed``) at every ``every``-th step. Returns the share of those steps at which
     it is right on more than half of the digits, and on less than 15 % (chance: 10 %).
     """
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
-    accuracy = torch.tensor(
-        [
-            (
-                template_matcher(
-                    q_sample(x0, t, schedule, eps=eps), t, schedule, templates
-                )
-                == labels
-            )
-            .float()
-            .mean()
-            .item()
-            for t in range(every, schedule.T + 1, every)
-        ]
-    )  # (T // every,)
+    steps = range(every, schedule.T + 1, every)
+    by_t = recognisability(x0, labels, templates, schedule, steps=steps, seed=seed)
+    accuracy = torch.tensor([row["all"] for row in by_t.values()])  # (T // every,)
     return {
         "above_half": (accuracy > 0.5).double().mean().item(),
         "below_15": (accuracy < 0.15).double().mean().item(),
