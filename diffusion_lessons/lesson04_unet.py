@@ -301,6 +301,23 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def conditioning_parameters(model: UNet) -> dict[str, int]:
+    """What carrying t and y costs: the parameters of the time embedding (eq. 3.5), the
+    class embedding (eq. 3.7) and the FiLM layers gamma, beta of every block (eq. 4.3),
+    beside the network's total.
+    """
+    blocks = [b for b in model.modules() if isinstance(b, ResBlock)]
+    return {
+        "time_embedding": count_parameters(model.time_embed),
+        "class_embedding": count_parameters(model.class_embed),
+        "film": sum(
+            count_parameters(b.gamma) + count_parameters(b.beta) for b in blocks
+        ),
+        "film_layers": 2 * len(blocks),
+        "total": count_parameters(model),
+    }
+
+
 def shape_table(model: UNet, batch: int = 1) -> list[tuple[str, tuple]]:
     """(block name, output shape) for every block in the order they run, read off a real
     forward pass.
@@ -526,6 +543,77 @@ def fig_skips(result: dict):
 
 
 # ---------------------------------------------------------------------------
+# What it costs: eq. 4.6, counted on the real model
+# ---------------------------------------------------------------------------
+
+
+def cost_by_level(model: UNet) -> dict[int, dict[str, int]]:
+    """Eq. 4.6 for every convolution of ``model``, summed by resolution: multiply-adds
+    per image and parameters, {resolution: {"macs": ..., "params": ...}}.
+
+    A convolution is counted at the resolution of its output. It computes each output
+    pixel once; a transposed convolution visits each input pixel once.
+    """
+    cost: dict[int, dict[str, int]] = {}
+
+    def hook(module, inputs, output):
+        kh, kw = module.kernel_size
+        transposed = isinstance(module, nn.ConvTranspose2d)
+        pixels = (inputs[0] if transposed else output).shape[-2:].numel()
+        level = cost.setdefault(output.shape[-1], {"macs": 0, "params": 0})
+        level["macs"] += pixels * kh * kw * module.in_channels * module.out_channels
+        level["params"] += count_parameters(module)
+
+    convs = (nn.Conv2d, nn.ConvTranspose2d)
+    hooks = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, convs)
+    ]
+    size, cfg = model.config.image_size, model.config
+    with torch.no_grad():
+        model(torch.zeros(1, cfg.in_channels, size, size), 1, torch.tensor([0]))
+    for h in hooks:
+        h.remove()
+    return cost
+
+
+def cost_table_markdown(config: UNetConfig) -> str:
+    """Chapter 04's table of multiply-adds and parameters per level of ``config``."""
+    model = UNet(config)
+    cost, total = cost_by_level(model), count_parameters(model)
+    macs = sum(level["macs"] for level in cost.values())
+    rows = [
+        "| level, resolution | channels | multiply-adds per image | share "
+        "| conv parameters | share of all |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for l, c in enumerate(config.channels):
+        res = config.image_size // 2**l
+        m, n = cost[res]["macs"], cost[res]["params"]
+        rows.append(
+            f"| {l}, {res} × {res} | {c} | {m / 1e6:.2f} M | {100 * m / macs:.0f} % "
+            f"| {n:,} | {100 * n / total:.0f} % |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def presets_table_markdown() -> str:
+    """Chapter 04's table of the three presets: shape, parameters and compute."""
+    rows = [
+        "| preset | channels | blocks per level | embedding width | parameters "
+        "| conv multiply-adds per image |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, cfg in UNET_PRESETS.items():
+        model = UNet(cfg)
+        macs = sum(level["macs"] for level in cost_by_level(model).values())
+        rows.append(
+            f"| `{name}` | {cfg.channels} | {cfg.blocks_per_level} | {cfg.emb_dim} "
+            f"| {count_parameters(model):,} | {macs / 1e6:,.2f} M |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+# ---------------------------------------------------------------------------
 # Run the lesson
 # ---------------------------------------------------------------------------
 
@@ -551,6 +639,32 @@ def run(
     out = Path(out)
     params = {name: count_parameters(UNet(cfg)) for name, cfg in UNET_PRESETS.items()}
     print("parameters: " + ", ".join(f"{k} = {v:,}" for k, v in params.items()))
+    conditioning = conditioning_parameters(UNet(UNET_PRESETS["small"]))
+    embeddings = conditioning["time_embedding"] + conditioning["class_embedding"]
+    conditioning["share"] = (conditioning["film"] + embeddings) / conditioning["total"]
+    print(
+        f"small: FiLM {conditioning['film']:,} + embeddings {embeddings:,} = "
+        f"{conditioning['share']:.0%} of the parameters"
+    )
+    cost = {}
+    for name in ("tiny", "small"):
+        model = UNet(UNET_PRESETS[name])
+        levels = cost_by_level(model)
+        cost[name] = {
+            "macs": sum(level["macs"] for level in levels.values()),
+            "param_share": {  # share of ALL the parameters held by each level's convs
+                str(res): level["params"] / params[name]
+                for res, level in levels.items()
+            },
+        }
+    cost["small_over_tiny"] = {
+        "params": params["small"] / params["tiny"],
+        "macs": cost["small"]["macs"] / cost["tiny"]["macs"],
+    }
+    print(
+        "conv multiply-adds per image: "
+        + ", ".join(f"{k} {cost[k]['macs'] / 1e6:.2f} M" for k in ("tiny", "small"))
+    )
     for name, shape in shape_table(UNet(UNetConfig())):
         print(f"  {name:<12} {shape}")
     images, _ = load_digits(dataset, split="train")
@@ -562,14 +676,24 @@ def run(
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "04_shape_table.md").write_text(shape_table_markdown(UNetConfig()))
+    (out / "04_cost_by_level.md").write_text(cost_table_markdown(UNetConfig()))
+    (out / "04_presets.md").write_text(presets_table_markdown())
     files = [
         savefig(fig_architecture(UNetConfig()), out / "04_architecture.png"),
         out / "04_shape_table.md",
+        out / "04_cost_by_level.md",
+        out / "04_presets.md",
         savefig(fig_skips(result), out / "04_skips.png"),
     ]
     for f in files:
         print(f"wrote {f}")
-    return {"params": params, "ablation_loss": final, "files": files}
+    return {
+        "params": params,
+        "conditioning": conditioning,
+        "cost": cost,
+        "ablation_loss": final,
+        "files": files,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

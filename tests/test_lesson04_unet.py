@@ -14,6 +14,7 @@ from diffusion_lessons.lesson04_unet import (
     UNET_PRESETS,
     UNet,
     UNetConfig,
+    conditioning_parameters,
     count_parameters,
     shape_table,
     shape_table_markdown,
@@ -226,6 +227,28 @@ def test_presets_sizes():
     assert UNET_PRESETS["small"] == UNetConfig()
 
 
+@fast
+@given(
+    channels=st.lists(st.sampled_from([4, 8, 12]), min_size=1, max_size=3),
+    blocks=st.integers(1, 2),
+    emb=st.sampled_from([8, 16]),
+)
+def test_conditioning_parameters_count_every_gamma_and_beta(channels, blocks, emb):
+    """Each residual block has two Linear(emb_dim, C_out) layers (eq. 4.3); the parts
+    are disjoint pieces of the network, so they never exceed its total."""
+    cfg = UNetConfig(
+        channels=tuple(channels), groups=4, emb_dim=emb, blocks_per_level=blocks
+    )
+    model = UNet(cfg)
+    parts = conditioning_parameters(model)
+    outs = [b.conv1[2].out_channels for b in model.modules() if hasattr(b, "gamma")]
+    assert parts["film_layers"] == 2 * len(outs) == 2 * (2 * blocks * len(channels) + 1)
+    assert parts["film"] == sum(2 * (emb * c + c) for c in outs)
+    assert parts["class_embedding"] == 11 * emb
+    pieces = parts["film"] + parts["time_embedding"] + parts["class_embedding"]
+    assert pieces < parts["total"] == count_parameters(model)
+
+
 def test_shape_table_comes_from_the_real_model():
     rows = shape_table(build(UNetConfig()), batch=2)
     names = [name for name, _ in rows]
@@ -251,3 +274,4 @@ def test_run_quick_writes_the_figures(tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
     assert "| `mid` |" in (tmp_path / "04_shape_table.md").read_text()
     assert result["ablation_loss"]["with"] < result["ablation_loss"]["without"]
+    assert 0 < result["conditioning"]["share"] < 1

@@ -30,7 +30,6 @@
 import dataclasses
 
 import torch
-from torch import nn
 
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson01_forward_noise import q_sample
@@ -40,6 +39,8 @@ from diffusion_lessons.lesson04_unet import (
     ResBlock,
     UNet,
     UNetConfig,
+    conditioning_parameters,
+    cost_by_level,
     count_parameters,
     shape_table,
     skip_ablation,
@@ -75,23 +76,11 @@ for i, (name, shape) in enumerate(shape_table(model)):
     print(f"{i:2d}  {name:<13} {shape}")
 
 # %%
-parts = {
-    "time embedding (eq. 3.5)": model.time_embed,
-    "class embedding (eq. 3.7)": model.class_embed,
-    "FiLM layers gamma, beta (eq. 4.3)": [
-        m for b in model.modules() if isinstance(b, ResBlock) for m in (b.gamma, b.beta)
-    ],
-}
-film_and_embeddings = 0
-for label, mods in parts.items():
-    mods = mods if isinstance(mods, list) else [mods]
-    n = sum(p.numel() for m in mods for p in m.parameters())
-    film_and_embeddings += n
-    print(f"{label:<36} {n:8,}  ({n / count_parameters(model):5.1%})")
-rest = count_parameters(model) - film_and_embeddings
-print(
-    f"{'convolutions and GroupNorm':<36} {rest:8,}  ({rest / count_parameters(model):5.1%})"
-)
+parts = conditioning_parameters(model)  # eq. 3.5, 3.7 and the FiLM layers of eq. 4.3
+rest = parts["total"] - sum(parts[k] for k in ("time_embedding", "class_embedding", "film"))
+for key in ("time_embedding", "class_embedding", "film"):
+    print(f"{key:<36} {parts[key]:8,}  ({parts[key] / parts['total']:5.1%})")
+print(f"{'convolutions and GroupNorm':<36} {rest:8,}  ({rest / parts['total']:5.1%})")
 
 # %% [markdown]
 # ## 2. A forward pass on noisy digits
@@ -203,40 +192,10 @@ for r, c in ((14, 14), (0, 0)):
 
 
 # %%
-def cost_by_level(model):
-    macs, params = {}, {}
-
-    def hook(module, inputs, output):
-        kh, kw = module.kernel_size
-        # a transposed conv visits each INPUT pixel once; a conv computes each OUTPUT pixel once
-        pixels = (
-            inputs[0].shape[-2:].numel()
-            if isinstance(module, nn.ConvTranspose2d)
-            else output.shape[-2:].numel()
-        )
-        res = output.shape[-1]
-        macs[res] = (
-            macs.get(res, 0)
-            + pixels * kh * kw * module.in_channels * module.out_channels
-        )
-        params[res] = params.get(res, 0) + sum(p.numel() for p in module.parameters())
-
-    hooks = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
-    ]
-    with torch.no_grad():
-        model(torch.zeros(1, 1, 28, 28), torch.tensor([1]), torch.tensor([0]))
-    for h in hooks:
-        h.remove()
-    return macs, params
-
-
 for preset in ("tiny", "small"):
     net = UNet(UNET_PRESETS[preset])
-    macs, params = cost_by_level(net)
-    total = sum(macs.values())
+    cost = cost_by_level(net)  # {resolution: {"macs": ..., "params": ...}}, eq. 4.6
+    total = sum(level["macs"] for level in cost.values())
     print(
         f"{preset} {UNET_PRESETS[preset].channels}: {count_parameters(net):,} parameters"
     )
@@ -244,10 +203,11 @@ for preset in ("tiny", "small"):
     print(
         f"  {'level':>5} {'mult-adds':>9} {'share':>5} {'conv params':>11} {'mult-adds/param':>15}"
     )
-    for res in sorted(macs, reverse=True):
+    for res in sorted(cost, reverse=True):
+        macs, params = cost[res]["macs"], cost[res]["params"]
         print(
-            f"  {f'{res}x{res}':>5} {macs[res] / 1e6:8.2f}M {macs[res] / total:5.0%} {params[res]:11,} "
-            f"{macs[res] / params[res]:15.0f}"
+            f"  {f'{res}x{res}':>5} {macs / 1e6:8.2f}M {macs / total:5.0%} {params:11,} "
+            f"{macs / params:15.0f}"
         )
 
 # %% [markdown]
