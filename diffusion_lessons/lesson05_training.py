@@ -143,6 +143,29 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+def presets_table_markdown() -> str:
+    """Chapter 05's table of the training presets, written from ``PRESETS``."""
+
+    def tex(x: float) -> str:  # 0.002 -> \( 2\times10^{-3} \)
+        mantissa, exponent = f"{x:.0e}".split("e")
+        return f"\\( {mantissa}\\times10^{{{int(exponent)}}} \\)"
+
+    rows = [
+        "| preset | U-Net channels | parameters | schedule | steps | batch | peak lr "
+        "| warm-up | EMA \\( d \\) | Min-SNR \\( \\gamma \\) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, cfg in PRESETS.items():
+        gamma = "none" if cfg.min_snr_gamma is None else f"{cfg.min_snr_gamma:g}"
+        params = count_parameters(UNet(cfg.model))
+        rows.append(
+            f"| `{name}` | {cfg.model.channels} | {params:,} "
+            f"| {cfg.schedule} | {cfg.steps:,} | {cfg.batch_size} | {tex(cfg.lr)} "
+            f"| {cfg.warmup:,} | {cfg.ema_decay:g} | {gamma} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def config_to_dict(cfg: TrainConfig) -> dict:
     """A checkpoint-safe (plain types only) copy of the config."""
     return dataclasses.asdict(cfg)
@@ -728,6 +751,8 @@ def run(
     checkpoint's curve too.
     """
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "05_presets.md").write_text(presets_table_markdown())
     cfg = dataclasses.replace(
         PRESETS[preset],
         dataset=dataset,
@@ -736,13 +761,14 @@ def run(
     # runs/ holds training runs, not figures
     result = train(cfg, Path("runs") / "lesson05-tiny", overwrite=True, progress=True)
     files = [
+        out / "05_presets.md",
         savefig(
             fig_loss_curve(
                 result["losses"],
                 f"preset {preset}, {result['step']} steps, seed {cfg.seed}",
             ),
             out / "05_loss_tiny.png",
-        )
+        ),
     ]
     shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "small.pt"
     if shipped.exists():

@@ -275,3 +275,23 @@ def test_run_quick_writes_the_figures(tmp_path):
     assert "| `mid` |" in (tmp_path / "04_shape_table.md").read_text()
     assert result["ablation_loss"]["with"] < result["ablation_loss"]["without"]
     assert 0 < result["conditioning"]["share"] < 1
+
+
+def test_committed_tables_match_the_code():
+    """The chapter's tables are generated files; a change to the presets that is not
+    followed by `diffusion-lessons figures --lessons 4` fails here, not on the site."""
+    from pathlib import Path
+
+    from diffusion_lessons.lesson04_unet import (
+        cost_table_markdown,
+        presets_table_markdown,
+    )
+
+    figures = Path(__file__).resolve().parents[1] / "docs" / "figures"
+    assert (figures / "04_presets.md").read_text() == presets_table_markdown()
+    assert (figures / "04_cost_by_level.md").read_text() == cost_table_markdown(
+        UNetConfig()
+    )
+    assert (figures / "04_shape_table.md").read_text() == shape_table_markdown(
+        UNetConfig()
+    )

@@ -189,3 +189,13 @@ def test_export_keeps_what_sampling_needs_and_refuses_resume(tmp_path):
             resume=True,
             progress=False,
         )
+
+
+def test_committed_presets_table_matches_the_presets():
+    """Chapter 05 includes docs/figures/05_presets.md; it must say what PRESETS says."""
+    from pathlib import Path
+
+    from diffusion_lessons.lesson05_training import presets_table_markdown
+
+    table = Path(__file__).resolve().parents[1] / "docs" / "figures" / "05_presets.md"
+    assert table.read_text() == presets_table_markdown()
