@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import platform
 import time
 from pathlib import Path
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
         r = rows[-1]
+        # binomial standard error of the accuracy, sqrt(p (1 - p) / n)
+        r["accuracy_se"] = math.sqrt(r["accuracy"] * (1 - r["accuracy"]) / r["n"])
         print(
             f"{r['sampler']:>18} NFE {nfe:3d}: accuracy {r['accuracy']:.1%}, FD "
             f"{r['frechet_distance']:.1f} (floor {r['frechet_floor']:.1f}), "

@@ -287,12 +287,12 @@ for s_, d, e, p in zip(steps, diff_rms, eps_rms, push_rms):
         print(f"{s_:5d} {d:19.3f} {e:11.3f} {p:19.3f}")
 
 # %% [markdown]
-# Two views of the same quantity. **Left:** the label changes the noise prediction by a roughly constant
-# amount, an RMS of about 0.035 to 0.06 from $t = 1$ to $t = 800$, a few per cent of $\epsilon$ itself, and by
-# much less near $t = T$, where $x_t$ is almost pure noise and the best guess of $\epsilon$ is nearly $x_t$,
-# whatever the digit. **Right:** in terms of the image the sampler is heading for, the push grows with $t$
-# by two orders of magnitude: one unit of $w$ moves the clean-image guess by about 0.2 at $t = 800$ but by
-# less than 0.01 at $t = 100$. Guidance does its work early, in the noisy steps where the sampler decides
+# Two views of the same quantity; the table above prints both. **Left:** the label changes the noise
+# prediction by a roughly constant amount over most of the process, a few per cent of $\epsilon$ itself,
+# and by much less near $t = T$, where $x_t$ is almost pure noise and the best guess of $\epsilon$ is
+# nearly $x_t$, whatever the digit. **Right:** in terms of the image the sampler is heading for, the push
+# grows steeply with $t$: compare the last column at $t = 100$ and at $t = 800$. Guidance does its work
+# early, in the noisy steps where the sampler decides
 # *which* digit and what shape (section 3: at $t = 800$ the unconditional guess of our 4 was a 9); in the
 # last few hundred steps it barely changes the image.
 #
