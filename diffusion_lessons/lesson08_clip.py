@@ -17,8 +17,9 @@ by p_CLIP(y | x) (eq. 8.3), judged afterwards by lesson 07's classifier, accurac
 diversity (eq. 7.5).
 
 Builds on: lesson05_training (diffusion_loss, checkpoint_kind), lesson06_sampling
-(sample, digit_labels, SHIPPED), lesson07_classifier (the classifier, its metrics and
-the pieces of ``evaluate``), data (load_digits, cache_dir, NUM_CLASSES), plotting.
+(sample, digit_labels, SHIPPED), lesson07_classifier (the classifier and its metrics),
+evaluate (the pieces of ``evaluate``), data (load_digits, cache_dir, NUM_CLASSES),
+plotting.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from torch import nn
 
 from . import CourseError
 from .data import NUM_CLASSES, cache_dir, load_digits
+from .evaluate import add_evaluate_arguments as add_classifier_arguments
+from .evaluate import check_outputs, samples_to_evaluate, write_report
 from .lesson05_training import checkpoint_kind, diffusion_loss, load_trained
 from .lesson06_sampling import SHIPPED, digit_labels, sample
 from .lesson07_classifier import (
@@ -51,7 +54,6 @@ from .lesson07_classifier import (
     KIND_NAMES,
     EvaluationError,
     batched,
-    check_outputs,
     classifier_report,
     diversity,
     feature_stats,
@@ -61,11 +63,6 @@ from .lesson07_classifier import (
     per_class_accuracy,
     predict_proba,
     random_shift,
-    samples_to_evaluate,
-    write_report,
-)
-from .lesson07_classifier import (
-    add_evaluate_arguments as add_classifier_arguments,
 )
 from .lesson07_classifier import evaluate_samples as classifier_evaluation
 from .plotting import DIGIT_COLORS, new_figure, savefig, show_images, to_unit
@@ -692,9 +689,9 @@ def fig_rerank(result: dict, clip_label: str):
 def add_evaluate_arguments(
     parser: argparse.ArgumentParser, guidance: float = 0.0
 ) -> argparse.ArgumentParser:
-    """The options of ``diffusion-lessons evaluate`` (see ``evaluate_command``): lesson
-    07's, then the CLIP ones; ``guidance`` is the default weight w (the command line
-    passes lesson 09's).
+    """The options of ``diffusion-lessons evaluate`` (see ``evaluate_command``): the
+    classifier's (evaluate.py), then the CLIP ones; ``guidance`` is the default weight w
+    (the command line passes lesson 09's).
     """
     add_classifier_arguments(parser, guidance)
     parser.add_argument(
