@@ -193,6 +193,9 @@ def schedule_facts(schedule: Schedule) -> dict:
         "alpha_bar_quarter": ab[T // 4].item(),
         "alpha_bar_half": ab[T // 2].item(),
         "alpha_bar_T": ab[-1].item(),
+        # eq. 6.1 divides by sqrt(alpha_bar_T) at the first sampling step
+        "sqrt_alpha_bar_T": ab[-1].sqrt().item(),
+        "inv_sqrt_alpha_bar_T": ab[-1].rsqrt().item(),
         # x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps, half and 3/4 of the way
         "signal_half": ab[T // 2].sqrt().item(),
         "noise_half": (1 - ab[T // 2]).sqrt().item(),

@@ -228,9 +228,42 @@ def diffusion_loss(
 def ema_update(
     ema_model: torch.nn.Module, model: torch.nn.Module, decay: float
 ) -> None:
-    """theta_ema <- decay * theta_ema + (1 - decay) * theta, eq. 5.3."""
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta, eq. 5.5."""
     for p_ema, p in zip(ema_model.parameters(), model.parameters()):
         p_ema.lerp_(p, 1 - decay)
+
+
+def ema_decay_at(step: int, cfg: TrainConfig) -> float:
+    """The EMA decay of eq. 5.5 at ``step``: min(d, (1 + k) / (10 + k)), a short memory
+    at first so that the average is not dragged back towards the random start.
+    """
+    return min(cfg.ema_decay, (1 + step) / (10 + step))
+
+
+def recipe_facts(cfg: TrainConfig) -> dict:
+    """The numbers chapter 05 quotes about a recipe, computed from its config: the SNR
+    weight (eq. 2.5) that L_simple puts on x0_hat at a few steps, and how much of the
+    random initial network is left in the EMA after k steps, with the decay's warm-up
+    and with a fixed d.
+    """
+    alpha_bar = make_schedule(cfg.schedule, cfg.model.T).alpha_bar.double()
+    snr = alpha_bar / (1 - alpha_bar)  # (T + 1,)
+    decays = [ema_decay_at(k, cfg) for k in range(cfg.steps)]
+    full = next((k for k, d in enumerate(decays) if d >= cfg.ema_decay), None)
+    return {
+        "schedule": cfg.schedule,
+        "snr": {str(t): snr[t].item() for t in (1, 10, 500, 900)},
+        "snr_1_over_500": (snr[1] / snr[500]).item(),
+        "ema_full_decay_step": full,
+        "ema_start_share": {  # product of the decays so far
+            str(k): {
+                "warmup": math.prod(decays[:k]),
+                "fixed": cfg.ema_decay**k,
+            }
+            for k in (10, 100, 600)
+            if k <= cfg.steps
+        },
+    }
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -565,7 +598,7 @@ def train_step(
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     opt.step()
     # short EMA memory early on
-    ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+    ema_update(ema, model, ema_decay_at(step, cfg))
     return loss.item()
 
 
@@ -784,7 +817,8 @@ def run(
         )
     for f in files:
         print(f"wrote {f}")
-    return {**result, "files": files}
+    facts = {name: recipe_facts(PRESETS[name]) for name in ("tiny", "small")}
+    return {**result, "facts": facts, "files": files}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -295,3 +295,30 @@ def test_committed_tables_match_the_code():
     assert (figures / "04_shape_table.md").read_text() == shape_table_markdown(
         UNetConfig()
     )
+
+
+def test_four_level_solution_counts():
+    """Worked solution 04.6 quotes exact counts for a four-level 32 x 32 U-Net; they
+    must be what eq. 4.6 gives for the code as it is."""
+    from pathlib import Path
+
+    from diffusion_lessons.lesson04_unet import cost_by_level
+
+    four = UNet(UNetConfig(channels=(16, 32, 64, 128), image_size=32))
+    cost = cost_by_level(four)
+    macs = sum(level["macs"] for level in cost.values())
+    convs = sum(level["params"] for level in cost.values())
+    page = (
+        Path(__file__).resolve().parents[1]
+        / "docs"
+        / "instructors"
+        / "exercise-solutions.md"
+    ).read_text()
+    for number in (
+        f"{macs / 1e6:.2f} M",
+        f"{convs:,}",
+        f"{count_parameters(four):,}",
+        f"{cost[4]['params']:,}",
+        f"{count_parameters(UNet(UNetConfig())):,}",
+    ):
+        assert number in page, number

@@ -199,3 +199,34 @@ def test_committed_presets_table_matches_the_presets():
 
     table = Path(__file__).resolve().parents[1] / "docs" / "figures" / "05_presets.md"
     assert table.read_text() == presets_table_markdown()
+
+
+@given(
+    d=st.floats(0.5, 0.9999),
+    steps=st.integers(1, 3000),
+    schedule=st.sampled_from(["linear", "cosine", "sigmoid"]),
+)
+def test_recipe_facts_follow_eq_5_5(d, steps, schedule):
+    """The decay's warm-up never keeps more of the random start than a fixed d (each
+    factor is at most d); the step where it reaches d is the first one; the SNR weight
+    falls with t (eq. 2.5)."""
+    from diffusion_lessons.lesson05_training import (
+        PRESETS,
+        ema_decay_at,
+        recipe_facts,
+    )
+
+    cfg = dataclasses.replace(
+        PRESETS["tiny"], ema_decay=d, steps=steps, schedule=schedule
+    )
+    facts = recipe_facts(cfg)
+    k = facts["ema_full_decay_step"]
+    if k is None:
+        assert all(ema_decay_at(j, cfg) < d for j in range(steps))
+    else:
+        assert ema_decay_at(k, cfg) >= d and (k == 0 or ema_decay_at(k - 1, cfg) < d)
+    for share in facts["ema_start_share"].values():
+        assert 0 <= share["warmup"] <= share["fixed"] <= 1
+    snr = facts["snr"]
+    assert snr["1"] > snr["10"] > snr["500"] > snr["900"] > 0
+    assert facts["snr_1_over_500"] == pytest.approx(snr["1"] / snr["500"])

@@ -40,6 +40,7 @@ from diffusion_lessons.lesson05_training import (
     config_from_dict,
     diffusion_loss,
     drop_labels,
+    ema_decay_at,
     learning_rate,
     load_checkpoint,
     load_trained,
@@ -221,7 +222,7 @@ for tt in (2, 10, 50, 150, 300, 500, 800):
 # %%
 steps = range(cfg.steps)
 lrs = [learning_rate(k, cfg) for k in steps]
-decay = [min(cfg.ema_decay, (1 + k) / (10 + k)) for k in steps]
+decay = [ema_decay_at(k, cfg) for k in steps]  # min(0.995, (1 + k) / (10 + k))
 fig, (ax1, ax2) = new_figure(1, 2, size=(10, 3.2))
 ax1.plot(list(steps), lrs)
 ax1.set_xlabel("step")
@@ -235,8 +236,11 @@ ax2.set_title("eq. 5.5: min(0.995, (1+k)/(10+k))", fontsize=9)
 fig.tight_layout()
 reach = next(k for k in steps if decay[k] >= cfg.ema_decay)
 print(
-    "lr at steps 0, 199, 200, 1900, 3599: "
-    + ", ".join(f"{learning_rate(k, cfg):.2e}" for k in (0, 199, 200, 1900, 3599))
+    f"lr at steps 0, {cfg.warmup - 1}, {cfg.warmup}, {cfg.steps // 2}, {cfg.steps - 1}: "
+    + ", ".join(
+        f"{learning_rate(k, cfg):.2e}"
+        for k in (0, cfg.warmup - 1, cfg.warmup, cfg.steps // 2, cfg.steps - 1)
+    )
 )
 print(
     f"the decay reaches {cfg.ema_decay} at step {reach}; memory 1/(1-d) = {1 / (1 - cfg.ema_decay):.0f} steps after that"
