@@ -14,6 +14,11 @@
    once figures and code are counted, so 450 Markdown lines is about 15 screens. A
    ``{{ source(...) }}`` line counts as one line although the site shows the code it
    names; the limit leaves room for that.
+4. No measured time is retyped: outside fenced code, inline code and ``{{ value() }}``
+   macros, no page states a time with a decimal point ("8.4 s", "0.9 seconds",
+   "6.8 minutes"), the form a measurement takes. Round budgets and defaults ("about 10
+   minutes", "60 s by default") are design, not measurements, and stay as words. A
+   measured time comes from a generated file through ``value()``.
 
     .venv/bin/python -m pytest tests/test_book.py -q
 """
@@ -233,3 +238,46 @@ def test_chapter08_per_digit_table_quotes_the_evaluation_file():
     )
     assert len(rows) == 10, "the per-digit CLIP table of section 8.4 was not found"
     assert all(len(set(row)) == 1 for row in rows), rows
+
+
+# ---------------------------------------------------------------------------
+# 4. Measured times come from generated files
+# ---------------------------------------------------------------------------
+
+MEASURED_TIME = re.compile(
+    r"(?<![\w.])\d+\.\d+\s*(?:s|sec|seconds?|min|minutes?|ms|hours?)\b"
+)
+
+
+def retyped_times(text: str) -> list[str]:
+    """Decimal times outside fences, inline code and value() macros ('line N: ...')."""
+    found, fence = [], None
+    for i, line in enumerate(text.split("\n"), 1):
+        m = re.match(r"^\s*(`{3,}|~{3,})", line)
+        if m:
+            fence = None if fence and m.group(1)[0] == fence else m.group(1)[0]
+            continue
+        if fence:
+            continue
+        clean = re.sub(r"\{\{.*?\}\}|`[^`]*`", "", line)
+        found += [f"line {i}: {t.group(0)!r}" for t in MEASURED_TIME.finditer(clean)]
+    return found
+
+
+# the generated files under docs/figures are where measured times belong
+WRITTEN_PAGES = [p for p in PAGES if "figures" not in p.relative_to(DOCS).parts]
+
+
+@pytest.mark.parametrize("path", WRITTEN_PAGES, ids=lambda p: _rel(p))
+def test_no_page_retypes_a_measured_time(path):
+    found = retyped_times(path.read_text())
+    assert not found, (
+        f"{_rel(path)} retypes measured times {found}; quote them from the generated "
+        'file with {{ value("figures/FILE.json", "key", ".1f") }} instead'
+    )
+
+
+def test_the_time_check_catches_a_retyped_time():
+    page = "Run 1 takes 8.4 s here.\n```\n0.9 s in code is fine\n```\n"
+    assert retyped_times(page) == ["line 1: '8.4 s'"]
+    assert retyped_times('{{ value("f.json", "t", ".1f") }} s, about 10 minutes') == []
