@@ -250,8 +250,12 @@ def recipe_facts(cfg: TrainConfig) -> dict:
     snr = alpha_bar / (1 - alpha_bar)  # (T + 1,)
     decays = [ema_decay_at(k, cfg) for k in range(cfg.steps)]
     full = next((k for k, d in enumerate(decays) if d >= cfg.ema_decay), None)
+    gamma = cfg.min_snr_gamma
     return {
         "schedule": cfg.schedule,
+        "min_snr_gamma": gamma,
+        # SNR > gamma <=> alpha_bar > gamma / (1 + gamma): the steps eq. 5.3 scales down
+        "alpha_bar_scaled_above": None if gamma is None else gamma / (1 + gamma),
         "snr": {str(t): snr[t].item() for t in (1, 10, 500, 900)},
         "snr_1_over_500": (snr[1] / snr[500]).item(),
         "ema_full_decay_step": full,
@@ -818,6 +822,13 @@ def run(
     for f in files:
         print(f"wrote {f}")
     facts = {name: recipe_facts(PRESETS[name]) for name in ("tiny", "small")}
+    losses = result["losses"]
+    window = min(50, len(losses))  # mean loss of the first and the last 50 steps
+    result["loss_windows"] = {
+        "first": sum(losses[:window]) / window,
+        "last": sum(losses[-window:]) / window,
+        "steps": window,
+    }
     return {**result, "facts": facts, "files": files}
 
 
