@@ -314,11 +314,19 @@ def test_four_level_solution_counts():
         / "instructors"
         / "exercise-solutions.md"
     ).read_text()
+    small = cost_by_level(UNet(UNetConfig()))
+    small_macs = sum(level["macs"] for level in small.values())
+    small_convs = sum(level["params"] for level in small.values())
+    small_all = count_parameters(UNet(UNetConfig()))
     for number in (
         f"{macs / 1e6:.2f} M",
         f"{convs:,}",
         f"{count_parameters(four):,}",
         f"{cost[4]['params']:,}",
-        f"{count_parameters(UNet(UNetConfig())):,}",
+        f"{small_macs / 1e6:.2f} M multiply-adds; {small_convs:,} conv parameters, "
+        f"{small_all:,} in all), that is {macs / small_macs:.2f}",
+        f"{count_parameters(four) / small_all:.2f} times the",
+        f"holds {100 * cost[4]['params'] / convs:.0f} % of the conv parameters",
+        f"{100 * (macs / small_macs - 1):.0f} % more compute per step",
     ):
         assert number in page, number
