@@ -254,7 +254,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_evaluate(args) -> None:
-    from .lesson08_clip import evaluate_command
+    from .evaluate import evaluate_command
     from .lesson09_guidance import GuidedModel
 
     evaluate_command(args, guide=GuidedModel)
@@ -451,7 +451,7 @@ def add_check_arguments(p) -> None:
 
 
 def add_evaluate_arguments(p) -> None:
-    from .lesson08_clip import add_evaluate_arguments as add
+    from .evaluate import add_evaluate_arguments as add
     from .lesson09_guidance import RECOMMENDED_W
 
     add(p, guidance=RECOMMENDED_W)

@@ -1,27 +1,31 @@
-"""The ``diffusion-lessons evaluate`` command's plumbing: its options, reading a samples
-file, checking the outputs before the work starts, and writing the report.
+"""The ``diffusion-lessons evaluate`` command: its options, reading a samples file,
+checking the outputs before the work starts, scoring, and writing the report.
 
-Lesson 07 holds what is measured (``load_classifier``, ``evaluate_samples``,
-``format_report``); this module holds the command line around it, kept apart so the
-lesson stays about the metrics:
+Lessons 07 and 08 hold what is measured (lesson 07: ``load_classifier``,
+``format_report``, the classifier's numbers; lesson 08: ``load_clip`` and its
+``evaluate_samples``, which adds CLIP's numbers to lesson 07's); this module holds the
+command line around them, kept apart so the lessons stay about the metrics:
 
-- ``add_evaluate_arguments(parser)`` adds the options that need no CLIP (--samples or
-  --checkpoint, --per-digit, --sampler, --steps, --seed, --guidance, --json,
-  --classifier, --dataset); lesson 08 adds the CLIP ones.
+- ``add_evaluate_arguments(parser)`` adds the options (--samples or --checkpoint,
+  --per-digit, --sampler, --steps, --seed, --guidance, --json, --classifier, --dataset,
+  then --figure, --clip, --clip-weights, --clip-model); ``clip=False`` leaves out the
+  CLIP ones (lesson 07's own ``evaluate`` subcommand).
 - ``load_digit_samples(path)`` reads an .npz that ``diffusion-lessons sample`` wrote,
   and says what is wrong with one it cannot use.
-- ``check_outputs(args)`` refuses a bad --json before any sampling; ``write_report``
-  prints the report and writes --json (NaN as null, ``json_safe``).
+- ``check_outputs(args)`` refuses a bad --json or --figure before any sampling;
+  ``write_report`` prints the report and writes --json (NaN as null, ``json_safe``).
 - ``samples_to_evaluate(args, guide)`` reads --samples or draws new samples from
   --checkpoint.
-- ``evaluate_command(args)`` is the classifier-only evaluation (``python -m
-  diffusion_lessons.lesson07_classifier evaluate``); ``diffusion-lessons evaluate`` runs
-  lesson 08's ``evaluate_command``, which adds CLIP to the same pieces.
+- ``evaluate_command(args, guide)`` runs it all: ``diffusion-lessons evaluate`` (cli.py
+  passes lesson 09's guided model) and the ``evaluate`` subcommands of lessons 07 (no
+  CLIP) and 08.
 
 Builds on: lesson05_training (load_trained), lesson06_sampling (sample, digit_labels,
-load_samples, SHIPPED), lesson07_classifier (load_classifier, evaluate_samples,
-format_report, EvaluationError, CLASSIFIER_PATH), data (NUM_CLASSES), options.
-Lesson 08 imports from here, so nothing here imports lesson 08.
+load_samples, SHIPPED), lesson07_classifier (load_classifier, format_report,
+EvaluationError, CLASSIFIER_PATH), lesson08_clip (load_clip, evaluate_samples,
+fig_clip_vs_classifier, DIGIT_CLIP_NAME, DIGIT_CLIP_PATH), data (NUM_CLASSES),
+options, plotting (savefig). Lessons 07 and 08 import this module only inside their
+main(), so nothing here is imported back at module level.
 """
 
 from __future__ import annotations
@@ -41,18 +45,26 @@ from .lesson06_sampling import SHIPPED, digit_labels, load_samples, sample
 from .lesson07_classifier import (
     CLASSIFIER_PATH,
     EvaluationError,
-    evaluate_samples,
     format_report,
     load_classifier,
 )
+from .lesson08_clip import (
+    DIGIT_CLIP_NAME,
+    DIGIT_CLIP_PATH,
+    evaluate_samples,
+    fig_clip_vs_classifier,
+    load_clip,
+)
+from .plotting import savefig
 
 
 def add_evaluate_arguments(
-    parser: argparse.ArgumentParser, guidance: float = 0.0
+    parser: argparse.ArgumentParser, guidance: float = 0.0, clip: bool = True
 ) -> argparse.ArgumentParser:
-    """The options of ``diffusion-lessons evaluate`` that need no CLIP (lesson 08 adds
-    its own); ``guidance`` is the default weight w (the command line passes lesson
-    09's).
+    """The options of ``diffusion-lessons evaluate`` (see ``evaluate_command``): the
+    classifier's, then the CLIP ones; ``guidance`` is the default weight w (the command
+    line passes lesson 09's). ``clip=False`` leaves the CLIP options out (as --clip
+    none, no --figure).
     """
     src = parser.add_mutually_exclusive_group()
     src.add_argument(
@@ -107,6 +119,30 @@ def add_evaluate_arguments(
         help="real data for the Fréchet reference and floor; use the classifier's "
         "dataset (default: mnist-5k)",
     )
+    if not clip:
+        parser.set_defaults(figure=None, clip="none")
+        return parser
+    parser.add_argument(
+        "--figure",
+        help="also draw the per-digit accuracy and CLIP score of these samples "
+        "(figure 8.2) to this .png (default: not drawn)",
+    )
+    parser.add_argument(
+        "--clip",
+        default="digit",
+        choices=["none", "digit", "hub"],
+        help="which CLIP scores the samples (default: digit, the shipped digit-CLIP)",
+    )
+    parser.add_argument(
+        "--clip-weights",
+        help="a local CLIP weight file (digit-CLIP .pt, open_clip .bin/.safetensors) "
+        f"(default: {DIGIT_CLIP_PATH.name} for --clip digit, the hub for --clip hub)",
+    )
+    parser.add_argument(
+        "--clip-model",
+        default="ViT-B-32",
+        help="open_clip architecture for --clip hub, tag openai (default: ViT-B-32)",
+    )
     return parser
 
 
@@ -160,12 +196,18 @@ def json_safe(value):
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Fail now, not after the work: --json must name a file (its folder is made)."""
+    """Fail now, not after the work: --json must name a file (its folder is made),
+    --figure a .png that CLIP can fill.
+    """
     if args.json:
         json_path = Path(args.json)
         if json_path.is_dir():
             raise EvaluationError(f"--json {json_path} is a folder; give a file name.")
         json_path.parent.mkdir(parents=True, exist_ok=True)
+    if args.figure and Path(args.figure).suffix.lower() != ".png":
+        raise EvaluationError(f"--figure {args.figure}: give a .png file name.")
+    if args.figure and args.clip == "none":
+        raise EvaluationError("--figure draws CLIP scores; drop --clip none.")
 
 
 def samples_to_evaluate(
@@ -173,7 +215,7 @@ def samples_to_evaluate(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The images (N, 1, 28, 28) and labels (N,) to score: --samples read back, or new
     samples drawn from --checkpoint. ``guide(model, w)`` wraps a model for guidance
-    (cli.py passes lesson 09's GuidedModel through lesson 08's ``evaluate_command``).
+    (cli.py passes lesson 09's GuidedModel through ``evaluate_command``).
     """
     if args.samples:
         return load_digit_samples(args.samples)
@@ -206,12 +248,26 @@ def write_report(report: dict, args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace, guide=None) -> dict:
-    """Run the classifier's evaluation (lesson 07's ``evaluate``): accuracy, FD with
-    its floor; ``diffusion-lessons evaluate`` adds CLIP (lesson 08).
+    """Run ``diffusion-lessons evaluate``: score the samples with the classifier
+    (accuracy, FD with its floor) and, unless --clip none, CLIP; print format_report,
+    optionally write --json and draw --figure. ``guide(model, w)`` wraps a model for
+    guidance (cli.py passes lesson 09's GuidedModel; this module does not import lesson
+    09).
     """
     check_outputs(args)
     classifier = load_classifier(args.classifier)
     images, labels = samples_to_evaluate(args, guide)
-    report = evaluate_samples(images, labels, classifier, dataset=args.dataset)
+    clip = None
+    if args.clip == "digit":
+        clip = load_clip(DIGIT_CLIP_NAME, weights=args.clip_weights)
+    elif args.clip == "hub":
+        clip = load_clip(args.clip_model, "openai", weights=args.clip_weights)
+    report = evaluate_samples(images, labels, classifier, clip, dataset=args.dataset)
     write_report(report, args)
+    if args.figure and clip is not None:
+        what = f"{report['n']:,} generated digits, w = {args.guidance:g}"
+        fig = fig_clip_vs_classifier(
+            report["clip_per_class"], report["per_class"], clip.label, what=what
+        )
+        savefig(fig, args.figure)
     return report

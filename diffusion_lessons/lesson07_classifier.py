@@ -825,7 +825,8 @@ def main(argv: list[str] | None = None) -> None:
         help="CPU threads (1: the shipped file's setting)",
     )
     add_evaluate_arguments(
-        sub.add_parser("evaluate", help="evaluate samples or a checkpoint (no CLIP)")
+        sub.add_parser("evaluate", help="evaluate samples or a checkpoint (no CLIP)"),
+        clip=False,
     )
     args = parser.parse_args(argv)
     try:

@@ -18,8 +18,9 @@ diversity (eq. 7.5).
 
 Builds on: lesson05_training (diffusion_loss, checkpoint_kind), lesson06_sampling
 (sample, digit_labels, SHIPPED), lesson07_classifier (the classifier and its metrics),
-evaluate (the pieces of ``evaluate``), data (load_digits, cache_dir, NUM_CLASSES),
-plotting.
+data (load_digits, cache_dir, NUM_CLASSES), plotting. The ``diffusion-lessons
+evaluate`` command around ``load_clip`` and ``evaluate_samples`` (its options, --json,
+--figure) is in evaluate.py.
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ from torch import nn
 
 from . import CourseError
 from .data import NUM_CLASSES, cache_dir, load_digits
-from .evaluate import add_evaluate_arguments as add_classifier_arguments
-from .evaluate import check_outputs, samples_to_evaluate, write_report
 from .lesson05_training import checkpoint_kind, diffusion_loss, load_trained
 from .lesson06_sampling import SHIPPED, digit_labels, sample
 from .lesson07_classifier import (
@@ -59,7 +58,6 @@ from .lesson07_classifier import (
     feature_stats,
     frechet_distance,
     get_classifier,
-    load_classifier,
     per_class_accuracy,
     predict_proba,
     random_shift,
@@ -682,68 +680,8 @@ def fig_rerank(result: dict, clip_label: str):
 
 
 # ---------------------------------------------------------------------------
-# Command line: train digit-CLIP, evaluate samples, run the lesson
+# Command line: train digit-CLIP, run the lesson (evaluate: evaluate.py)
 # ---------------------------------------------------------------------------
-
-
-def add_evaluate_arguments(
-    parser: argparse.ArgumentParser, guidance: float = 0.0
-) -> argparse.ArgumentParser:
-    """The options of ``diffusion-lessons evaluate`` (see ``evaluate_command``): the
-    classifier's (evaluate.py), then the CLIP ones; ``guidance`` is the default weight w
-    (the command line passes lesson 09's).
-    """
-    add_classifier_arguments(parser, guidance)
-    parser.add_argument(
-        "--figure",
-        help="also draw the per-digit accuracy and CLIP score of these samples "
-        "(figure 8.2) to this .png (default: not drawn)",
-    )
-    parser.add_argument(
-        "--clip",
-        default="digit",
-        choices=["none", "digit", "hub"],
-        help="which CLIP scores the samples (default: digit, the shipped digit-CLIP)",
-    )
-    parser.add_argument(
-        "--clip-weights",
-        help="a local CLIP weight file (digit-CLIP .pt, open_clip .bin/.safetensors) "
-        f"(default: {DIGIT_CLIP_PATH.name} for --clip digit, the hub for --clip hub)",
-    )
-    parser.add_argument(
-        "--clip-model",
-        default="ViT-B-32",
-        help="open_clip architecture for --clip hub, tag openai (default: ViT-B-32)",
-    )
-    return parser
-
-
-def evaluate_command(args: argparse.Namespace, guide=None) -> dict:
-    """Run ``diffusion-lessons evaluate``: print format_report, optionally write --json
-    and draw --figure. ``guide(model, w)`` wraps a model for guidance (cli.py passes
-    lesson 09's GuidedModel; lesson 08 cannot import lesson 09).
-    """
-    check_outputs(args)
-    if args.figure and Path(args.figure).suffix.lower() != ".png":
-        raise EvaluationError(f"--figure {args.figure}: give a .png file name.")
-    if args.figure and args.clip == "none":
-        raise EvaluationError("--figure draws CLIP scores; drop --clip none.")
-    classifier = load_classifier(args.classifier)
-    images, labels = samples_to_evaluate(args, guide)
-    clip = None
-    if args.clip == "digit":
-        clip = load_clip(DIGIT_CLIP_NAME, weights=args.clip_weights)
-    elif args.clip == "hub":
-        clip = load_clip(args.clip_model, "openai", weights=args.clip_weights)
-    report = evaluate_samples(images, labels, classifier, clip, dataset=args.dataset)
-    write_report(report, args)
-    if args.figure and clip is not None:
-        what = f"{report['n']:,} generated digits, w = {args.guidance:g}"
-        fig = fig_clip_vs_classifier(
-            report["clip_per_class"], report["per_class"], clip.label, what=what
-        )
-        savefig(fig, args.figure)
-    return report
 
 
 def get_evaluators() -> tuple[nn.Module, Clip]:
@@ -868,6 +806,9 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # evaluate.py builds on this module, so it is imported here, not at the top
+    from .evaluate import add_evaluate_arguments, evaluate_command
+
     parser = argparse.ArgumentParser(
         description="Lesson 08: CLIP scoring and re-ranking."
     )

@@ -281,7 +281,9 @@ def test_evaluate_command_on_a_samples_file(tmp_path, tiny_setup):
     images, labels = load_digits("mnist-5k", "test", limit=20)
     save_samples(tmp_path / "s.npz", images, labels)
     L.save_classifier(classifier, tmp_path / "c.pt", classifier.meta)
-    parser = E.add_evaluate_arguments(__import__("argparse").ArgumentParser())
+    parser = E.add_evaluate_arguments(
+        __import__("argparse").ArgumentParser(), clip=False
+    )
     args = parser.parse_args(
         [
             "--samples",

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from diffusion_lessons import evaluate as E
 from diffusion_lessons import lesson08_clip as L
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson02_schedules import make_schedule
@@ -219,7 +220,7 @@ def test_evaluate_command_without_clip_on_a_samples_file(tmp_path, tiny_setup):
     images, labels = load_digits("mnist-5k", "test", limit=20)
     save_samples(tmp_path / "s.npz", images, labels)
     save_classifier(classifier, tmp_path / "c.pt", classifier.meta)
-    parser = L.add_evaluate_arguments(__import__("argparse").ArgumentParser())
+    parser = E.add_evaluate_arguments(__import__("argparse").ArgumentParser())
     args = parser.parse_args(
         [
             "--samples",
@@ -232,5 +233,5 @@ def test_evaluate_command_without_clip_on_a_samples_file(tmp_path, tiny_setup):
             str(tmp_path / "r.json"),
         ]
     )
-    report = L.evaluate_command(args)
+    report = E.evaluate_command(args)
     assert report["n"] == 20 and (tmp_path / "r.json").exists()
