@@ -77,7 +77,9 @@ for i, (name, shape) in enumerate(shape_table(model)):
 
 # %%
 parts = conditioning_parameters(model)  # eq. 3.5, 3.7 and the FiLM layers of eq. 4.3
-rest = parts["total"] - sum(parts[k] for k in ("time_embedding", "class_embedding", "film"))
+rest = parts["total"] - sum(
+    parts[k] for k in ("time_embedding", "class_embedding", "film")
+)
 for key in ("time_embedding", "class_embedding", "film"):
     print(f"{key:<36} {parts[key]:8,}  ({parts[key] / parts['total']:5.1%})")
 print(f"{'convolutions and GroupNorm':<36} {rest:8,}  ({rest / parts['total']:5.1%})")
