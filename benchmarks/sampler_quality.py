@@ -1,7 +1,7 @@
 """Quality against network evaluations (NFE) for lesson 06's DDIM and for diffusers'
 DPM-Solver++ and Heun, all driving the shipped U-Net with guidance w = 0.5 (lesson 09).
 
-Run:  .venv/bin/python benchmarks/sampler_quality.py [--per-digit 50]
+Run:  .venv/bin/python benchmarks/sampler_quality.py [--per-digit 50] [--replot]
 
 Every sampler starts from the same initial noise (seed 0) for the same labels; each
 setting is scored by lesson 07's classifier accuracy and Fréchet classifier distance to
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import platform
 import time
@@ -59,7 +60,7 @@ NAMES = {"ours": "DDIM (lesson 06)", "dpm++": "DPM-Solver++ (2M)", "heun": "Heun
 
 def fig_quality_vs_nfe(rows: list[dict], title: str = ""):
     """Accuracy and Fréchet distance (with its floor) against network evaluations."""
-    fig, axes = new_figure(1, 2, size=(10, 3.6))
+    fig, axes = new_figure(1, 2, size=(9, 3.4))
     for i, name in enumerate(dict.fromkeys(r["sampler"] for r in rows)):
         mine = [r for r in rows if r["sampler"] == name]
         nfe = [r["nfe"] for r in mine]
@@ -73,8 +74,8 @@ def fig_quality_vs_nfe(rows: list[dict], title: str = ""):
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("network evaluations (NFE)")
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+        ax.legend(fontsize=9)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -83,7 +84,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-digit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", default=str(SHIPPED))
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="redraw the figure from 10_quality_vs_nfe.json without sampling",
+    )
     args = parser.parse_args(argv)
+    figure = ROOT / "docs" / "figures" / "10_quality_vs_nfe.png"
+    if args.replot:
+        data = json.loads(
+            (ROOT / "docs" / "figures" / "10_quality_vs_nfe.json").read_text()
+        )
+        print(
+            f"wrote {savefig(fig_quality_vs_nfe(data['rows'], data['source']), figure)}"
+        )
+        return
     torch.set_num_threads(args.threads)
     model, schedule, _ = load_trained(args.checkpoint)
     classifier = load_classifier()
@@ -163,8 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     print(f"wrote {path}")
-    fig = fig_quality_vs_nfe(rows, source)
-    print(f"wrote {savefig(fig, ROOT / 'docs' / 'figures' / '10_quality_vs_nfe.png')}")
+    print(f"wrote {savefig(fig_quality_vs_nfe(rows, source), figure)}")
 
 
 if __name__ == "__main__":
