@@ -101,7 +101,7 @@ def main() -> None:
     fig.axes[0].set_title(
         "Fashion-MNIST, same noise in every row: "
         + ", ".join(CLASS_NAMES["fashion-mnist"]),
-        fontsize=7,
+        fontsize=8.5,
     )
     savefig(fig, "docs/figures/09_fashion_samples.png")
     print("wrote docs/figures/09_fashion.md, docs/figures/09_fashion_samples.png")
