@@ -116,6 +116,7 @@ def sample(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     clip_x0: bool = True,
+    t_min: int = 1,
     trajectory: bool = False,
     precision: str = "auto",
 ):
@@ -128,6 +129,9 @@ def sample(
             model).
         sampler: ``ddpm`` (all T steps, eta = 1: eq. 6.4) or ``ddim`` (``steps`` steps,
             ``eta``).
+        t_min: the last step to take before the jump to t = 0: the ``steps`` steps are
+            spread evenly from T down to ``t_min`` (1: every noise level, the textbook
+            chain), and the sample is the x0_pred made at ``t_min``.
         trajectory: also return every step's {"t", "xt", "x0_pred"} (for figures).
         precision: the network runs under bf16 autocast where that is fast (``auto``, as
             in training) or ``bf16``; ``fp32`` turns it off. The update itself (eqs.
@@ -138,14 +142,17 @@ def sample(
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"Unknown sampler {sampler!r}; use ddpm or ddim.")
     check_eta(eta)
+    if not 1 <= t_min <= schedule.T:
+        raise ValueError(f"t_min must lie in 1..T = 1..{schedule.T}; got {t_min}.")
     if sampler == "ddpm":
-        steps, eta = schedule.T, 1.0
+        steps, eta = schedule.T - t_min + 1, 1.0
     cfg = model.config
     device = next(model.parameters()).device
     labels = torch.as_tensor(labels, dtype=torch.long).to(device)
     shape = (len(labels), cfg.in_channels, cfg.image_size, cfg.image_size)
     xt = torch.randn(shape, generator=generator).to(device)  # x_T ~ N(0, I)
-    ts = sampling_timesteps(schedule.T, steps)
+    # steps from T down to t_min: the even spacing of T - t_min + 1 levels, shifted
+    ts = [t + t_min - 1 for t in sampling_timesteps(schedule.T - t_min + 1, steps)]
     bf16 = use_bf16(precision, device)
     traj = []
     for t, s in zip(ts, ts[1:] + [0]):

@@ -93,10 +93,43 @@ def test_trajectory_ends_at_the_sample(model):
     torch.testing.assert_close(traj[-1]["x0_pred"], x0)
 
 
+@given(
+    t_min=st.integers(1, MICRO.T),
+    data=st.data(),
+    sampler=st.sampled_from(["ddim", "ddpm"]),
+)
+def test_chain_ends_at_t_min(model, t_min, data, sampler):
+    """With t_min, the chain spreads its steps from T down to t_min exactly, and the
+    sample is the x0_pred made at t_min (the jump to t = 0).
+    """
+    steps = data.draw(st.integers(1, MICRO.T - t_min + 1), label="steps")
+    sch = make_schedule("cosine", MICRO.T)
+    g = torch.Generator().manual_seed(0)
+    x0, traj = sample(
+        model,
+        sch,
+        torch.tensor([4]),
+        sampler=sampler,
+        steps=steps,
+        t_min=t_min,
+        generator=g,
+        trajectory=True,
+    )
+    ts = [e["t"] for e in traj]
+    assert ts[0] == MICRO.T and ts == sorted(set(ts), reverse=True)
+    assert ts[-1] == t_min or len(ts) == 1
+    assert (
+        len(ts) == (MICRO.T - t_min + 1 if sampler == "ddpm" else steps) or steps == 1
+    )
+    torch.testing.assert_close(traj[-1]["x0_pred"], x0)
+
+
 def test_bad_arguments(model):
     sch = make_schedule("cosine", MICRO.T)
     with pytest.raises(ValueError, match="Unknown sampler"):
         sample(model, sch, torch.tensor([1]), sampler="euler")
+    with pytest.raises(ValueError, match="t_min must lie"):
+        sample(model, sch, torch.tensor([1]), t_min=0)
     with pytest.raises(ValueError, match="steps must lie"):
         sample(model, sch, torch.tensor([1]), steps=0)
     with pytest.raises(ValueError, match="digits must be"):
