@@ -215,10 +215,16 @@ def cmd_sample(args) -> None:
     model, schedule, _ = load_trained(
         checkpoint, device=str(resolve_device(args.device))
     )
-    if args.sampler == "ddim" and not 1 <= args.steps <= schedule.T:
+    if not 1 <= args.t_min <= schedule.T:
         raise UsageError(
-            f"argument --steps: must lie in 1..{schedule.T} (T of {checkpoint}); got "
-            f"{args.steps}"
+            f"argument --t-min: must lie in 1..{schedule.T} (T of {checkpoint}); got "
+            f"{args.t_min}"
+        )
+    levels = schedule.T - args.t_min + 1  # the noise levels from T down to t_min
+    if args.sampler == "ddim" and not 1 <= args.steps <= levels:
+        raise UsageError(
+            f"argument --steps: must lie in 1..{levels} (T of {checkpoint} is "
+            f"{schedule.T}, --t-min {args.t_min}); got {args.steps}"
         )
     labels = digit_labels(args.digits, args.per_digit)
     if args.guidance:
@@ -236,6 +242,7 @@ def cmd_sample(args) -> None:
             sampler=args.sampler,
             steps=args.steps,
             eta=args.eta,
+            t_min=args.t_min,
             generator=generator,
         )
         parts.append(x.cpu())
@@ -422,6 +429,13 @@ def add_sample_arguments(p) -> None:
         type=opt.unit_interval,
         default=0.0,
         help="DDIM noise in [0, 1]: 0 deterministic, 1 like DDPM (default: 0)",
+    )
+    p.add_argument(
+        "--t-min",
+        type=opt.positive_int,
+        default=1,
+        help="the last step before the jump to t = 0; the steps spread from T down to "
+        "it (lesson 06; default: 1, every noise level)",
     )
     p.add_argument("--seed", type=opt.seed, default=0, help="random seed (default: 0)")
     p.add_argument(

@@ -176,6 +176,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
         ("--digits", "12a", "--digits: must be digits 0-9 only"),
         ("--digits", "", "--digits: must be digits 0-9 only"),
         ("--steps", "0", "--steps: must be a whole number >= 1"),
+        ("--t-min", "0", "--t-min: must be a whole number >= 1"),
         ("--seed", "-3", "--seed: must be a whole number >= 0"),
     ],
 )
@@ -198,6 +199,10 @@ def test_sample_checks_steps_against_T_and_the_output_before_sampling(
     base = ["sample", "--checkpoint", str(micro), "--guidance", "0"]
     code, said = run_cli(base + ["--steps", "5000", "--out", "s.npz"], capsys)
     assert code == 2 and "--steps: must lie in 1..1000" in said
+    code, said = run_cli(base + ["--t-min", "1001", "--out", "s.npz"], capsys)
+    assert code == 2 and "--t-min: must lie in 1..1000" in said
+    code, said = run_cli(base + ["--t-min", "952", "--out", "s.npz"], capsys)
+    assert code == 2 and "--steps: must lie in 1..49 (T of" in said
     code, said = run_cli(base + ["--out", str(tmp_path / "s.jpg")], capsys)
     assert code == 2 and "must end in .png (a grid) or .npz (arrays)" in said
     (tmp_path / "afile").write_text("")
@@ -216,13 +221,15 @@ def test_large_requests_are_drawn_in_bounded_batches(micro, tmp_path, monkeypatc
 
     def spy(model, schedule, labels, **kwargs):
         sizes.append(len(labels))
+        assert kwargs["t_min"] == 100  # the option reaches the sampler
         return real(model, schedule, labels, **kwargs)
 
     monkeypatch.setattr(l6, "sample", spy)
     monkeypatch.setattr(cli, "SAMPLE_BATCH", 4)
     out = tmp_path / "s.npz"
     main(["sample", "--checkpoint", str(micro), "--digits", "07", "--per-digit", "5"]
-         + ["--steps", "2", "--guidance", "0", "--out", str(out)])  # fmt: skip
+         + ["--steps", "2", "--t-min", "100", "--guidance", "0"]
+         + ["--out", str(out)])  # fmt: skip
     assert sizes == [4, 4, 2]
     data = np.load(out)
     assert data["images"].shape == (10, 28, 28)

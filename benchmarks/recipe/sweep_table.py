@@ -5,7 +5,9 @@ Run:  .venv/bin/python benchmarks/recipe/sweep_table.py LABEL=NAME,NAME... [--ou
 Each LABEL groups the sweep files (benchmarks/results/recipe/sweep_NAME.json) of one
 recipe's training seeds. A row is one setting of one recipe: the mean over its training
 seeds (range in brackets) of each seed's mean over its sampling seeds. Printed, and
-written as markdown to FILE (default benchmarks/results/recipe/sampling_levers.md).
+written as markdown to FILE (default benchmarks/results/recipe/sampling_levers.md), with
+the means in FILE's .json twin ({label: [{"setting", "acc", "worst", "fd", "haze",
+"sec"}]}) for the pages that quote them.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ def cell(values: list[float], fmt: str) -> str:
     return f"{m} ({format(min(values), fmt)}–{format(max(values), fmt)})"
 
 
-def rows_for(label: str, names: list[str]) -> list[str]:
+def rows_for(label: str, names: list[str]) -> tuple[list[str], list[dict]]:
     runs = [json.loads((RESULTS / f"sweep_{n}.json").read_text()) for n in names]
     settings = []
     for row in runs[0]["rows"]:
         if row["setting"] not in settings:
             settings.append(row["setting"])
-    out = []
+    out, facts = [], []
     for setting in settings:
         per_run = []  # one dict per training seed: means over its sampling seeds
         for run in runs:
@@ -65,7 +67,7 @@ def rows_for(label: str, names: list[str]) -> list[str]:
             f"{cell(col['fd'], '.2f')} | {cell(col['haze'], '.1%')} | "
             f"{mean(col['sec']):.1f} |"
         )
-    return out
+    return out, facts
 
 
 def main() -> None:
@@ -78,9 +80,11 @@ def main() -> None:
         "| worst class | FD / floor | haze | s per 100 |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    facts = {}
     for group in args.groups:
         label, _, names = group.partition("=")
-        lines += rows_for(label, names.split(","))
+        rows, facts[label] = rows_for(label, names.split(","))
+        lines += rows
     lines += [
         "",
         "*Guidance w = 0.5 unless the row says otherwise, DDIM 50 steps. Mean over "
@@ -93,6 +97,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)
+    Path(args.out).with_suffix(".json").write_text(json.dumps(facts, indent=1))
 
 
 if __name__ == "__main__":
