@@ -61,6 +61,7 @@ def rows_for(label: str, names: list[str]) -> tuple[list[str], list[dict]]:
         col = {
             k: [p[k] for p in per_run] for k in ("acc", "worst", "fd", "haze", "sec")
         }
+        facts.append({"setting": setting, **{k: mean(v) for k, v in col.items()}})
         out.append(
             f"| {label} | {setting_label(setting)} | {len(runs)} | {per_run[0]['n']} | "
             f"{cell(col['acc'], '.1%')} | {cell(col['worst'], '.0%')} | "
@@ -75,6 +76,9 @@ def main() -> None:
     parser.add_argument("groups", nargs="+", help="LABEL=NAME,NAME...")
     parser.add_argument("--out", default=str(RESULTS / "sampling_levers.md"))
     args = parser.parse_args()
+    out = Path(args.out).resolve()
+    default = out == (RESULTS / "sampling_levers.md").resolve()
+    out_arg = "" if default else f" --out {out.relative_to(RESULTS.parents[2])}"
     lines = [
         "| recipe | sampling | training seeds | samples × sampling seeds | accuracy "
         "| worst class | FD / floor | haze | s per 100 |",
@@ -92,7 +96,7 @@ def main() -> None:
         "against the 1,000 held-out digits, floor = 1,000 training digits; haze: share "
         "of background pixels above 0.02; seconds per 100 digits as measured in the "
         "batch of 1,000 (not an idle-machine timing). Made by `python "
-        "benchmarks/recipe/sweep_table.py " + " ".join(args.groups) + "`.*",
+        "benchmarks/recipe/sweep_table.py " + " ".join(args.groups) + out_arg + "`.*",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
