@@ -222,9 +222,12 @@ def cmd_sample(args) -> None:
         )
     levels = schedule.T - args.t_min + 1  # the noise levels from T down to t_min
     if args.sampler == "ddim" and not 1 <= args.steps <= levels:
+        why = f"T of {checkpoint}"
+        if args.t_min > 1:
+            below = args.t_min - 1
+            why = f"T = {schedule.T} of {checkpoint}, less the {below} below --t-min"
         raise UsageError(
-            f"argument --steps: must lie in 1..{levels} (T of {checkpoint} is "
-            f"{schedule.T}, --t-min {args.t_min}); got {args.steps}"
+            f"argument --steps: must lie in 1..{levels} ({why}); got {args.steps}"
         )
     labels = digit_labels(args.digits, args.per_digit)
     if args.guidance:
