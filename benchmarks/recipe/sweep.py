@@ -12,7 +12,8 @@ w = RECOMMENDED_W at every step, DDIM (eta = 0), 50 evenly spaced steps.
 - "interval" applies guidance only at steps with lo <= t <= hi and the conditional
   prediction alone elsewhere (Kynkäänniemi et al. 2024), so the doubled evaluations are
   spent only where guidance helps.
-Every setting draws 100 digits of each class per sampling seed (default 0 and 1) and is
+Every setting samples with lesson 06's ``sample`` and draws 100 digits of each class per
+sampling seed (default 0 and 1) and is
 scored as quality.py scores a checkpoint: accuracy, worst class, Fréchet distance to the
 1,000 held-out digits beside its floor, background haze, seconds per 100 digits.
 Writes benchmarks/results/recipe/sweep_NAME.json.
@@ -24,17 +25,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from quality import frechet_floor_heldout
 
+import diffusion_lessons.lesson06_sampling as l6
 from diffusion_lessons.data import load_digits
-from diffusion_lessons.lesson05_training import load_trained, use_bf16
-from diffusion_lessons.lesson06_sampling import (
-    digit_labels,
-    reverse_step,
-    sampling_timesteps,
-)
+from diffusion_lessons.lesson05_training import load_trained
 from diffusion_lessons.lesson07_classifier import (
     background_haze,
     classifier_report,
@@ -47,33 +45,23 @@ from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def timesteps(T: int, steps: int, spacing: str, t_min: int = 1) -> list[int]:
-    """The sampler's steps from T down to t_min: even (lesson 06's ``sample``) or
-    quadratic.
-    """
-    if spacing == "even":  # as lesson 06's sample(..., t_min) spreads them
-        return [t + t_min - 1 for t in sampling_timesteps(T - t_min + 1, steps)]
-    n = T - t_min
-    ts = {round(t_min + n * (i / (steps - 1)) ** 2) for i in range(steps)}
+def quadratic_timesteps(T: int, steps: int) -> list[int]:
+    """Chapter 06's exercise 5: t_i = 1 + (T - 1) (i / (S - 1))^2, from T down to 1."""
+    ts = {round(1 + (T - 1) * (i / max(1, steps - 1)) ** 2) for i in range(steps)}
     return sorted(ts, reverse=True)
 
 
-@torch.no_grad()
-def draw(model, schedule, labels, ts, generator, eta=0.0, w_at=None) -> torch.Tensor:
-    """DDIM over the given steps: lesson 06's ``sample`` with the steps as an argument
-    (the network under bf16 autocast where that is fast, the update in float32)."""
-    cfg = model.config
-    xt = torch.randn(
-        (len(labels), cfg.in_channels, cfg.image_size, cfg.image_size),
-        generator=generator,
-    )  # x_T ~ N(0, I)
-    bf16 = use_bf16("auto", torch.device("cpu"))
-    for t, s in zip(ts, ts[1:] + [0]):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            m = model if w_at is None else GuidedModel(model, w_at(t))
-            eps = m(xt, torch.full((len(labels),), t), labels).float()
-        xt, _ = reverse_step(xt, eps, t, s, schedule, eta, True, generator)
-    return xt.clamp(-1, 1)
+class GuidedInterval(GuidedModel):
+    """Eq. 9.1 at the steps with lo <= t <= hi, the conditional prediction elsewhere."""
+
+    def __init__(self, model, w: float, lo: int, hi: int):
+        super().__init__(model, w)
+        self.lo, self.hi = lo, hi
+
+    def forward(self, xt, t, labels):
+        if self.lo <= int(t[0]) <= self.hi:
+            return super().forward(xt, t, labels)
+        return self.model(xt, t, labels)
 
 
 def main() -> None:
@@ -88,26 +76,28 @@ def main() -> None:
     classifier = load_classifier()
     held_x, _ = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28)
     train_x, _ = load_digits("mnist-5k", "train")
-    labels = digit_labels("0123456789", 100)
+    labels = l6.digit_labels("0123456789", 100)
     reference = feature_stats(classifier, held_x)
     floor, n = frechet_floor_heldout(classifier, train_x, reference, len(labels))
     out = {"checkpoint": args.checkpoint, "floor": floor, "floor_n": n, "rows": []}
     path = ROOT / "benchmarks" / "results" / "recipe" / f"sweep_{args.name}.json"
     for setting in args.settings:
-        w = setting.get("w", RECOMMENDED_W)
-        steps = setting.get("steps", 50)
-        spacing = setting.get("spacing", "even")
-        eta = setting.get("eta", 0.0)
-        ts = timesteps(schedule.T, steps, spacing, setting.get("t_min", 1))
         lo, hi = setting.get("interval", [0, schedule.T])
-
-        def w_at(t, w=w, lo=lo, hi=hi):
-            return w if lo <= t <= hi else 0.0
-
+        guided = GuidedInterval(model, setting.get("w", RECOMMENDED_W), lo, hi)
+        spacing = setting.get("spacing", "even")
+        kwargs = {
+            "steps": setting.get("steps", 50),
+            "eta": setting.get("eta", 0.0),
+            "t_min": setting.get("t_min", 1),
+        }
         for seed in args.seeds:
             g = torch.Generator().manual_seed(seed)
             start = time.perf_counter()
-            x = draw(model, schedule, labels, ts, g, eta, w_at)
+            if spacing == "quadratic":  # lesson 06's sampler with exercise 5's steps
+                with mock.patch.object(l6, "sampling_timesteps", quadratic_timesteps):
+                    x = l6.sample(guided, schedule, labels, generator=g, **kwargs)
+            else:
+                x = l6.sample(guided, schedule, labels, generator=g, **kwargs)
             seconds = time.perf_counter() - start
             rep = classifier_report(classifier, x, labels)
             row = {
