@@ -94,6 +94,7 @@ def main() -> None:
                 schedule,
                 labels,
                 steps=50,
+                t_min=1,  # the textbook chain, as the committed results
                 generator=torch.Generator().manual_seed(0),
             )
             reports.append(classifier_report(classifier, x, labels))
@@ -121,6 +122,7 @@ def main() -> None:
                 schedule,
                 digit_labels("0123456789", 1),
                 steps=50,
+                t_min=1,  # the textbook chain, as the committed results
                 generator=torch.Generator().manual_seed(1),
             )
         )

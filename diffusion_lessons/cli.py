@@ -209,23 +209,33 @@ def cmd_sample(args) -> None:
     from tqdm.auto import tqdm
 
     from .lesson05_training import load_trained, resolve_device
-    from .lesson06_sampling import digit_labels, sample, save_samples
+    from .lesson06_sampling import (
+        default_t_min,
+        digit_labels,
+        sample,
+        save_samples,
+    )
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED
     model, schedule, _ = load_trained(
         checkpoint, device=str(resolve_device(args.device))
     )
-    if not 1 <= args.t_min <= schedule.T:
+    t_min = args.t_min
+    if t_min is None:  # lesson 06's default: T / 10 for DDIM, the full chain for DDPM
+        t_min = 1 if args.sampler == "ddpm" else default_t_min(schedule.T)
+    elif not 1 <= t_min <= schedule.T:
         raise UsageError(
             f"argument --t-min: must lie in 1..{schedule.T} (T of {checkpoint}); got "
-            f"{args.t_min}"
+            f"{t_min}"
         )
-    levels = schedule.T - args.t_min + 1  # the noise levels from T down to t_min
+    levels = schedule.T - t_min + 1  # the noise levels from T down to t_min
     if args.sampler == "ddim" and not 1 <= args.steps <= levels:
         why = f"T of {checkpoint}"
-        if args.t_min > 1:
-            below = args.t_min - 1
-            why = f"T = {schedule.T} of {checkpoint}, less the {below} below --t-min"
+        if t_min > 1:
+            which = "--t-min" if args.t_min else f"the default --t-min {t_min}"
+            why = (
+                f"T = {schedule.T} of {checkpoint}, less the {t_min - 1} below {which}"
+            )
         raise UsageError(
             f"argument --steps: must lie in 1..{levels} ({why}); got {args.steps}"
         )
@@ -245,15 +255,16 @@ def cmd_sample(args) -> None:
             sampler=args.sampler,
             steps=args.steps,
             eta=args.eta,
-            t_min=args.t_min,
+            t_min=t_min,
             generator=generator,
         )
         parts.append(x.cpu())
     path = save_samples(args.out, torch.cat(parts), labels, nrow=args.per_digit)
     print(
         f"Wrote {n} samples to {path} in {time.perf_counter() - start:.1f} s "
-        f"({args.sampler}, {schedule.T if args.sampler == 'ddpm' else args.steps} "
-        f"steps, guidance {args.guidance}, seed {args.seed}, {checkpoint.name})."
+        f"({args.sampler}, {levels if args.sampler == 'ddpm' else args.steps} "
+        f"steps down to t = {t_min}, guidance {args.guidance}, seed {args.seed}, "
+        f"{checkpoint.name})."
     )
 
 
@@ -436,9 +447,9 @@ def add_sample_arguments(p) -> None:
     p.add_argument(
         "--t-min",
         type=opt.positive_int,
-        default=1,
+        default=None,
         help="the last step before the jump to t = 0; the steps spread from T down to "
-        "it (lesson 06; default: 1, every noise level)",
+        "it (lesson 06; default: T / 10 = 100 for ddim, 1 for ddpm)",
     )
     p.add_argument("--seed", type=opt.seed, default=0, help="random seed (default: 0)")
     p.add_argument(

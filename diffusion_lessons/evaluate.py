@@ -96,6 +96,13 @@ def add_evaluate_arguments(
         help="DDIM steps, 1..T (default: 50)",
     )
     parser.add_argument(
+        "--t-min",
+        type=opt.positive_int,
+        default=None,
+        help="the last step before the jump to t = 0 (lesson 06; default: T / 10 = "
+        "100 for ddim, 1 for ddpm)",
+    )
+    parser.add_argument(
         "--seed", type=opt.seed, default=0, help="random seed (default: 0)"
     )
     parser.add_argument(
@@ -234,6 +241,7 @@ def samples_to_evaluate(
         labels,
         sampler=args.sampler,
         steps=args.steps,
+        t_min=args.t_min,
         generator=torch.Generator().manual_seed(args.seed),
     )
     return images, labels

@@ -199,10 +199,10 @@ def run_sampler(model, schedule, labels, name: str, steps: int, w: float, seed: 
     returns (images, NFE, seconds)."""
     gen, start = torch.Generator().manual_seed(seed), time.perf_counter()
     if name == "ours":
-        x, nfe = (
-            sample(GuidedModel(model, w), schedule, labels, steps=steps, generator=gen),
-            steps,
-        )
+        # t_min = 1: every sampler runs its chain to the end, so the table is fair
+        guided = GuidedModel(model, w)
+        x = sample(guided, schedule, labels, steps=steps, t_min=1, generator=gen)
+        nfe = steps
     else:
         sch = make_scheduler(name, schedule)
         x, nfe = diffusers_sample(

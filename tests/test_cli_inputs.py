@@ -198,7 +198,12 @@ def test_sample_checks_steps_against_T_and_the_output_before_sampling(
     monkeypatch.setattr(l6, "sample", lambda *a, **k: pytest.fail("sampled"))
     base = ["sample", "--checkpoint", str(micro), "--guidance", "0"]
     code, said = run_cli(base + ["--steps", "5000", "--out", "s.npz"], capsys)
-    assert code == 2 and "--steps: must lie in 1..1000" in said
+    assert code == 2 and "--steps: must lie in 1..901 (T = 1000 of" in said
+    assert "less the 99 below the default --t-min 100" in said
+    code, said = run_cli(
+        base + ["--steps", "5000", "--t-min", "1", "--out", "s.npz"], capsys
+    )
+    assert code == 2 and "--steps: must lie in 1..1000 (T of" in said
     code, said = run_cli(base + ["--t-min", "1001", "--out", "s.npz"], capsys)
     assert code == 2 and "--t-min: must lie in 1..1000" in said
     code, said = run_cli(base + ["--t-min", "952", "--out", "s.npz"], capsys)
@@ -221,14 +226,14 @@ def test_large_requests_are_drawn_in_bounded_batches(micro, tmp_path, monkeypatc
 
     def spy(model, schedule, labels, **kwargs):
         sizes.append(len(labels))
-        assert kwargs["t_min"] == 100  # the option reaches the sampler
+        assert kwargs["t_min"] == 300  # the option reaches the sampler
         return real(model, schedule, labels, **kwargs)
 
     monkeypatch.setattr(l6, "sample", spy)
     monkeypatch.setattr(cli, "SAMPLE_BATCH", 4)
     out = tmp_path / "s.npz"
     main(["sample", "--checkpoint", str(micro), "--digits", "07", "--per-digit", "5"]
-         + ["--steps", "2", "--t-min", "100", "--guidance", "0"]
+         + ["--steps", "2", "--t-min", "300", "--guidance", "0"]
          + ["--out", str(out)])  # fmt: skip
     assert sizes == [4, 4, 2]
     data = np.load(out)

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNet, UNetConfig
 from diffusion_lessons.lesson06_sampling import (
+    chain_steps,
+    default_t_min,
     digit_labels,
     load_samples,
     reverse_step,
@@ -80,17 +82,31 @@ def test_sample_shape_range_and_determinism(model, sampler, steps):
 
 
 def test_trajectory_ends_at_the_sample(model):
+    """By default DDIM ends at t_min = T / 10 and DDPM takes every one of the T steps."""
     sch = make_schedule("cosine", MICRO.T)
-    x0, traj = sample(
-        model,
-        sch,
-        torch.tensor([3, 5]),
-        steps=7,
-        generator=torch.Generator().manual_seed(0),
-        trajectory=True,
-    )
-    assert [e["t"] for e in traj] == sampling_timesteps(MICRO.T, 7)
-    torch.testing.assert_close(traj[-1]["x0_pred"], x0)
+    for sampler, expected in [
+        ("ddim", chain_steps(MICRO.T, 7, MICRO.T // 10)),
+        ("ddpm", list(range(MICRO.T, 0, -1))),
+    ]:
+        x0, traj = sample(
+            model,
+            sch,
+            torch.tensor([3, 5]),
+            sampler=sampler,
+            steps=7,
+            generator=torch.Generator().manual_seed(0),
+            trajectory=True,
+        )
+        assert [e["t"] for e in traj] == expected
+        torch.testing.assert_close(traj[-1]["x0_pred"], x0)
+    assert chain_steps(MICRO.T, 7, 1) == sampling_timesteps(MICRO.T, 7)
+
+
+@given(T=st.integers(1, 10_000))
+def test_default_t_min_is_a_tenth_of_the_chain(T):
+    """A valid step for every T, at most a tenth of the way up; 100 of the book's 1,000."""
+    assert 1 <= default_t_min(T) <= max(1, T / 10)
+    assert default_t_min(1000) == 100
 
 
 @given(

@@ -32,10 +32,11 @@ from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained, use_bf16
 from diffusion_lessons.lesson06_sampling import (
     SHIPPED,
+    chain_steps,
+    default_t_min,
     digit_labels,
     reverse_step,
     sample,
-    sampling_timesteps,
 )
 from diffusion_lessons.plotting import new_figure, show_images
 
@@ -58,8 +59,8 @@ print(f"{SHIPPED.name}: preset small, schedule {cfg.schedule}, T = {schedule.T}"
 # ## 1. Ten digits in 25 steps
 #
 # `sample` starts from $x_T \sim \mathcal{N}(0, I)$ and applies the update of eqs. 6.1–6.3 at 25 evenly
-# spaced steps. With $\eta = 0$ (the default) all the randomness is in $x_T$: the same seed gives the
-# same digits.
+# spaced steps, from $T$ down to $t_\text{min} = T/10$, and returns the $\hat x_0$ made there (section
+# 6.6). With $\eta = 0$ (the default) all the randomness is in $x_T$: the same seed gives the same digits.
 
 # %%
 labels = digit_labels("0123456789", 1)  # (10,) = 0, 1, ..., 9
@@ -76,7 +77,7 @@ print(
     f"10 digits, DDIM 25 steps: {time.perf_counter() - start:.2f} s; shape {tuple(x0.shape)}, "
     f"range [{x0.min().item():.2f}, {x0.max().item():.2f}]"
 )
-print("the 25 steps:", sampling_timesteps(schedule.T, 25))
+print("the 25 steps:", chain_steps(schedule.T, 25, default_t_min(schedule.T)))
 fig, ax = new_figure(size=(8, 1.2))
 show_images(ax, x0, nrow=10)
 
@@ -89,7 +90,7 @@ show_images(ax, x0, nrow=10)
 # step. We keep $\hat x_0$ at a few steps.
 
 # %%
-ts = sampling_timesteps(schedule.T, 25)
+ts = chain_steps(schedule.T, 25, default_t_min(schedule.T))  # 1000, ..., 100
 g = torch.Generator().manual_seed(0)
 # x_T, (10, 1, 28, 28): the same noise as above
 xt = torch.randn((10, 1, 28, 28), generator=g)
