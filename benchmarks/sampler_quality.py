@@ -3,7 +3,8 @@ DPM-Solver++ and Heun, all driving the shipped U-Net with guidance w = 0.5 (less
 
 Run:  .venv/bin/python benchmarks/sampler_quality.py [--per-digit 50] [--replot]
 
-Every sampler starts from the same initial noise (seed 0) for the same labels; each
+Every sampler starts from the same initial noise (seed 0) for the same labels and runs
+its chain to the end (DDIM with t_min = 1, not lesson 06's default end); each
 setting is scored by lesson 07's classifier accuracy and Fréchet classifier distance to
 the 1,000 held-out digits of mnist-5k, which no generator trains on, beside its floor:
 as many real *training* digits scored against the same held-out digits (the same n as

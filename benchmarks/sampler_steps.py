@@ -34,7 +34,7 @@ import torch
 
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained
-from diffusion_lessons.lesson06_sampling import SHIPPED, sample
+from diffusion_lessons.lesson06_sampling import SHIPPED, default_t_min, sample
 from diffusion_lessons.lesson07_classifier import (
     evaluate_samples,
     feature_stats,
@@ -116,12 +116,13 @@ def table(result: dict) -> str:
     lines.append(
         f"\n*{result['checkpoint']}, no guidance, clipping on; {result['per_digit']} "
         f"digits of each class per DDIM row and {result['ddpm_per_digit']} for DDPM, "
-        f"digit d from sampling seed {result['seed']} + d. Accuracy ± two standard "
-        "errors, in points. Distance and floor against the 1,000 held-out digits of "
-        "mnist-5k; the floor scores as many training digits. CPU seconds of one torch "
-        f"thread, in {m['jobs']} processes (load average {m['load_before']:.1f} at the "
-        f"start); {m['machine']}, torch {m['torch']}, {result['date']}. Made by "
-        f"`{result['command']}`.*"
+        f"digit d from sampling seed {result['seed']} + d. DDIM ends at t = "
+        f"{result['ddim_t_min']} (lesson 06's default), DDPM at t = 1. Accuracy ± "
+        "two standard errors, in points. Distance and floor against the 1,000 "
+        "held-out digits of mnist-5k; the floor scores as many training digits. CPU "
+        f"seconds of one torch thread, in {m['jobs']} processes (load average "
+        f"{m['load_before']:.1f} at the start); {m['machine']}, torch {m['torch']}, "
+        f"{result['date']}. Made by `{result['command']}`.*"
     )
     return "\n".join(lines) + "\n"
 
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "per_digit": args.per_digit,
         "ddpm_per_digit": args.ddpm_per_digit,
+        # where each DDIM chain ends (lesson 06's default); DDPM takes all T steps
+        "ddim_t_min": default_t_min(load_trained(args.checkpoint)[1].T),
         "reference": "mnist-5k held-out digits (1,000)",
         "command": command,
         "date": str(datetime.date.today()),

@@ -468,6 +468,7 @@ def recognisability_curve(
         labels,
         sampler=sampler,
         steps=steps,
+        t_min=1,  # the whole chain, to compare with the whole forward process
         trajectory=True,
         generator=torch.Generator().manual_seed(seed),
     )

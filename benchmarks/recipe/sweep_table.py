@@ -22,9 +22,9 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "reci
 
 
 def setting_label(setting: dict) -> str:
-    """A setting in words: the course's defaults are left out."""
+    """A setting in words: sweep.py's defaults (the textbook chain) are left out."""
     parts = [f"{k} = {v}" for k, v in setting.items()]
-    return ", ".join(parts) if parts else "course default (t_min = 1)"
+    return ", ".join(parts) if parts else "textbook chain (t_min = 1)"
 
 
 def cell(values: list[float], fmt: str) -> str:
