@@ -61,6 +61,7 @@ figures: setup
 # Speed and time-to-quality measurements (benchmarks/results/); the second needs the run folder runs/small.
 benchmarks: setup
 	$(BIN)/python benchmarks/training_speed.py --threads 1 2
+	$(BIN)/python benchmarks/sampling_speed.py
 	$(BIN)/python benchmarks/time_to_quality.py --run runs/small --per-digit 30
 	$(BIN)/python benchmarks/sampler_quality.py --per-digit 50
 
