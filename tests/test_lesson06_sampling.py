@@ -82,7 +82,7 @@ def test_sample_shape_range_and_determinism(model, sampler, steps):
 
 
 def test_trajectory_ends_at_the_sample(model):
-    """By default DDIM ends at t_min = T / 10 and DDPM takes every one of the T steps."""
+    """By default DDIM ends at t_min = T / 10; DDPM takes every one of the T steps."""
     sch = make_schedule("cosine", MICRO.T)
     for sampler, expected in [
         ("ddim", chain_steps(MICRO.T, 7, MICRO.T // 10)),
@@ -104,7 +104,7 @@ def test_trajectory_ends_at_the_sample(model):
 
 @given(T=st.integers(1, 10_000))
 def test_default_t_min_is_a_tenth_of_the_chain(T):
-    """A valid step for every T, at most a tenth of the way up; 100 of the book's 1,000."""
+    """A valid step for any T, at most a tenth of the way up; 100 of the 1,000."""
     assert 1 <= default_t_min(T) <= max(1, T / 10)
     assert default_t_min(1000) == 100
 
