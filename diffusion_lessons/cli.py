@@ -222,7 +222,7 @@ def cmd_sample(args) -> None:
     )
     t_min = args.t_min
     if t_min is None:  # lesson 06's default: T / 10 for DDIM, the full chain for DDPM
-        t_min = 1 if args.sampler == "ddpm" else default_t_min(schedule.T)
+        t_min = default_t_min(schedule.T, args.sampler)
     elif not 1 <= t_min <= schedule.T:
         raise UsageError(
             f"argument --t-min: must lie in 1..{schedule.T} (T of {checkpoint}); got "

@@ -60,13 +60,14 @@ def sampling_timesteps(T: int, steps: int) -> list[int]:
     )
 
 
-def default_t_min(T: int) -> int:
-    """Where DDIM's chain ends unless told otherwise: t = T / 10, 100 of 1,000 steps.
+def default_t_min(T: int, sampler: str = "ddim") -> int:
+    """Where the chain ends unless told otherwise: for DDIM t = T / 10, 100 of 1,000
+    steps; for DDPM t = 1, Ho et al.'s Algorithm 2.
 
-    Min-SNR weighting (lesson 05) barely trains the nearly clean steps below it, and
-    stopping there halves the background haze (section 6.6).
+    Min-SNR weighting (lesson 05) barely trains the nearly clean steps below T / 10, and
+    stopping there lowers the background haze (section 6.6 measures it).
     """
-    return max(1, T // 10)
+    return 1 if sampler == "ddpm" else max(1, T // 10)
 
 
 def chain_steps(T: int, steps: int, t_min: int = 1) -> list[int]:
@@ -148,8 +149,8 @@ def sample(
             ``eta``).
         t_min: the last step to take before the jump to t = 0: the ``steps`` steps are
             spread evenly from T down to ``t_min``, and the sample is the x0_pred made
-            at ``t_min``. 1 is the textbook chain; the default is ``default_t_min(T)``
-            for DDIM and 1 for DDPM, which stays Ho et al.'s Algorithm 2.
+            at ``t_min``. 1 is the textbook chain; the default is ``default_t_min``:
+            T / 10 for DDIM, 1 for DDPM.
         trajectory: also return every step's {"t", "xt", "x0_pred"} (for figures).
         precision: the network runs under bf16 autocast where that is fast (``auto``, as
             in training) or ``bf16``; ``fp32`` turns it off. The update itself (eqs.
@@ -161,9 +162,7 @@ def sample(
         raise ValueError(f"Unknown sampler {sampler!r}; use ddpm or ddim.")
     check_eta(eta)
     if t_min is None:
-        t_min = 1 if sampler == "ddpm" else default_t_min(schedule.T)
-    if not 1 <= t_min <= schedule.T:
-        raise ValueError(f"t_min must lie in 1..T = 1..{schedule.T}; got {t_min}.")
+        t_min = default_t_min(schedule.T, sampler)
     if sampler == "ddpm":
         steps, eta = schedule.T - t_min + 1, 1.0
     cfg = model.config

@@ -104,9 +104,25 @@ def test_trajectory_ends_at_the_sample(model):
 
 @given(T=st.integers(1, 10_000))
 def test_default_t_min_is_a_tenth_of_the_chain(T):
-    """A valid step for any T, at most a tenth of the way up; 100 of the 1,000."""
+    """A valid step for any T, at most a tenth of the way up; DDPM keeps every step."""
     assert 1 <= default_t_min(T) <= max(1, T / 10)
+    assert default_t_min(T, "ddpm") == 1
+
+
+def test_default_t_min_of_the_book():
     assert default_t_min(1000) == 100
+
+
+@given(T=st.integers(1, 2000), data=st.data())
+def test_chain_steps_descend_from_T_to_t_min(T, data):
+    """For any T, t_min and number of steps that fits between them: ``steps`` distinct
+    steps, from T down to t_min exactly (one step is T alone)."""
+    t_min = data.draw(st.integers(1, T), label="t_min")
+    steps = data.draw(st.integers(1, T - t_min + 1), label="steps")
+    ts = chain_steps(T, steps, t_min)
+    assert ts[0] == T and ts == sorted(set(ts), reverse=True)
+    assert len(ts) == steps
+    assert ts[-1] == (T if steps == 1 else t_min)
 
 
 @given(

@@ -3,8 +3,9 @@
 Run:  .venv/bin/python benchmarks/recipe/sweep.py CHECKPOINT NAME SETTING... [--seeds S]
 
 Each SETTING is JSON, e.g. ``{"w": 0.3}``, ``{"spacing": "quadratic"}``,
-``{"t_min": 100}``, ``{"w": 1.0, "interval": [100, 700]}``. Defaults are the course's:
-w = RECOMMENDED_W at every step, DDIM (eta = 0), 50 evenly spaced steps.
+``{"t_min": 100}``, ``{"w": 1.0, "interval": [100, 700]}``. Defaults: w = RECOMMENDED_W
+at every step, DDIM (eta = 0), 50 evenly spaced steps down to t = 1, the textbook chain
+(the baseline of the committed results; the course's sampler now ends at T / 10).
 - "quadratic" spacing puts the steps at t_i = 1 + (T - 1) (i / (S - 1))^2, dense near
   t = 0 where the background is finished (Song et al. 2021 used it for CIFAR-10).
 - "t_min" ends the chain early, as lesson 06's ``sample(..., t_min)`` does: the steps
