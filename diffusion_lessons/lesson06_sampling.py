@@ -26,6 +26,9 @@ With eta = 0 the update is deterministic and can skip steps: 50 steps instead of
 Clipping x0_pred to [-1, 1] (and recomputing eps_pred from it) keeps early, wild guesses
 in the range real images live in; without it samples often end as saturated noise.
 
+``sample`` also takes DPM-Solver++(2M), which replaces x0_pred in eq. 6.3 by an
+extrapolation from the last two guesses (``multistep_x0``; chapter 10, section 10.8).
+
 Builds on: lesson01_forward_noise (Schedule), lesson05_training (load_trained, train,
 PRESETS), lesson04_unet (UNet), data, plotting.
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -45,6 +49,7 @@ from .lesson05_training import PRESETS, load_trained, train, use_bf16
 from .plotting import from_unit, image_grid, new_figure, savefig, show_images, to_unit
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "small.pt"
+SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 
 # ---------------------------------------------------------------------------
 # One reverse step
@@ -118,6 +123,42 @@ def reverse_step(
     return x_s, x0_pred
 
 
+def log_snr(t: int, schedule: Schedule) -> float:
+    """lambda_t = log(sqrt(alpha_bar_t / (1 - alpha_bar_t))), the log signal-to-noise
+    ratio that DPM-Solver steps in: +inf at t = 0, falling as t grows."""
+    ab = schedule.alpha_bar[t].item()
+    return 0.5 * math.log(ab / (1 - ab))
+
+
+def multistep_x0(
+    x0_pred: torch.Tensor,
+    x0_prev: torch.Tensor | None,
+    t_prev: int | None,
+    t: int,
+    s: int,
+    schedule: Schedule,
+) -> torch.Tensor:
+    """DPM-Solver++(2M)'s clean-image estimate D for the step t -> s (chapter 10,
+    section 10.8).
+
+    DDIM holds x0_pred fixed over the step. DPM-Solver++(2M) (Lu et al. 2022) also uses
+    the guess made one step earlier, at t_prev > t, and extrapolates linearly in the log
+    SNR lambda to the middle of the step:
+
+                D = x0_pred + (x0_pred - x0_prev) / (2 r),
+                r = (lambda_t - lambda_{t_prev}) / (lambda_s - lambda_t)
+
+    Eq. 6.3 with D in place of x0_pred (and eta = 0) is DPM-Solver++(2M)'s update. The
+    first step has no earlier guess, and the jump to s = 0 has lambda_s = +inf, so both
+    keep D = x0_pred: DDIM's step.
+    """
+    if x0_prev is None or s == 0:
+        return x0_pred
+    lam_prev, lam_t, lam_s = (log_snr(k, schedule) for k in (t_prev, t, s))
+    r = (lam_t - lam_prev) / (lam_s - lam_t)
+    return x0_pred + (x0_pred - x0_prev) / (2 * r)
+
+
 # ---------------------------------------------------------------------------
 # Samplers
 # ---------------------------------------------------------------------------
@@ -145,12 +186,12 @@ def sample(
             lesson 09's guided wrapper).
         labels: (B,) int64 classes (``model.config.num_classes`` is ∅, the unconditional
             model).
-        sampler: ``ddpm`` (all T steps, eta = 1: eq. 6.4) or ``ddim`` (``steps`` steps,
-            ``eta``).
+        sampler: ``ddpm`` (all T steps, eta = 1: eq. 6.4), ``ddim`` (``steps`` steps,
+            ``eta``) or ``dpm++2m`` (``steps`` steps of DPM-Solver++(2M), section 10.8).
         t_min: the last step to take before the jump to t = 0: the ``steps`` steps are
             spread evenly from T down to ``t_min``, and the sample is the x0_pred made
             at ``t_min``. 1 is the textbook chain; the default is ``default_t_min``:
-            T / 10 for DDIM, 1 for DDPM.
+            T / 10 for DDIM and DPM-Solver++, 1 for DDPM.
         trajectory: also return every step's {"t", "xt", "x0_pred"} (for figures).
         precision: the network runs under bf16 autocast where that is fast (``auto``, as
             in training) or ``bf16``; ``fp32`` turns it off. The update itself (eqs.
@@ -158,9 +199,11 @@ def sample(
     Returns:
         x0 (B, C, H, W) in [-1, 1], or (x0, trajectory) when ``trajectory`` is true.
     """
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"Unknown sampler {sampler!r}; use ddpm or ddim.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}; use {', '.join(SAMPLERS)}.")
     check_eta(eta)
+    if sampler == "dpm++2m" and eta != 0:
+        raise ValueError(f"dpm++2m is deterministic: eta must be 0; got {eta}.")
     if t_min is None:
         t_min = default_t_min(schedule.T, sampler)
     if sampler == "ddpm":
@@ -173,14 +216,23 @@ def sample(
     ts = chain_steps(schedule.T, steps, t_min)  # T, ..., t_min
     bf16 = use_bf16(precision, device)
     traj = []
+    x0_prev = t_prev = None  # DPM-Solver++(2M)'s previous guess (multistep_x0)
     for t, s in zip(ts, ts[1:] + [0]):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             eps_pred = model(
                 xt, torch.full((len(labels),), t, device=device), labels
             ).float()
-        xt, x0_pred = reverse_step(
-            xt, eps_pred, t, s, schedule, eta, clip_x0, generator
-        )
+        if sampler == "dpm++2m":  # eq. 6.3 with multistep_x0's D for x0_pred
+            _, x0_pred = reverse_step(xt, eps_pred, t, s, schedule, 0.0, clip_x0)
+            D = multistep_x0(x0_pred, x0_prev, t_prev, t, s, schedule)
+            ab_t, ab_s = schedule.alpha_bar[t].item(), schedule.alpha_bar[s].item()
+            eps_D = (xt - ab_t**0.5 * D) / (1 - ab_t) ** 0.5  # the eps that goes with D
+            xt = ab_s**0.5 * D + (1 - ab_s) ** 0.5 * eps_D
+            x0_prev, t_prev = x0_pred, t
+        else:
+            xt, x0_pred = reverse_step(
+                xt, eps_pred, t, s, schedule, eta, clip_x0, generator
+            )
         if trajectory:
             traj.append({"t": t, "xt": xt.cpu(), "x0_pred": x0_pred.cpu()})
     x0 = xt.clamp(-1, 1)  # s = 0: x_0 = x0_pred

@@ -17,6 +17,8 @@ from diffusion_lessons.lesson06_sampling import (
     default_t_min,
     digit_labels,
     load_samples,
+    log_snr,
+    multistep_x0,
     reverse_step,
     sample,
     sampling_timesteps,
@@ -128,7 +130,7 @@ def test_chain_steps_descend_from_T_to_t_min(T, data):
 @given(
     t_min=st.integers(1, MICRO.T),
     data=st.data(),
-    sampler=st.sampled_from(["ddim", "ddpm"]),
+    sampler=st.sampled_from(["ddim", "ddpm", "dpm++2m"]),
 )
 def test_chain_ends_at_t_min(model, t_min, data, sampler):
     """With t_min, the chain spreads its steps from T down to t_min exactly, and the
@@ -154,12 +156,37 @@ def test_chain_ends_at_t_min(model, t_min, data, sampler):
     torch.testing.assert_close(traj[-1]["x0_pred"], x0)
 
 
+@given(
+    name=st.sampled_from(["linear", "cosine", "sigmoid"]),
+    T=st.integers(3, 1000),
+    data=st.data(),
+)
+def test_multistep_x0_is_exact_for_a_guess_linear_in_lambda(name, T, data):
+    """DPM-Solver++(2M): if the clean-image guess moves linearly in the log SNR, x0 =
+    a + b lambda, then D is the guess at the middle of the step, a + b (lambda_t +
+    lambda_s) / 2, for any three steps t_prev > t > s >= 1 of any schedule. A guess
+    that does not move gives D = x0_pred: DDIM's step."""
+    sch = make_schedule(name, T)
+    t_prev = data.draw(st.integers(3, T), label="t_prev")
+    t = data.draw(st.integers(2, t_prev - 1), label="t")
+    s = data.draw(st.integers(1, t - 1), label="s")
+    a, b = torch.randn(2, 5, dtype=torch.float64)
+    lam = {k: log_snr(k, sch) for k in (t_prev, t, s)}
+    D = multistep_x0(a + b * lam[t], a + b * lam[t_prev], t_prev, t, s, sch)
+    torch.testing.assert_close(D, a + b * (lam[t] + lam[s]) / 2, rtol=1e-9, atol=1e-9)
+    assert torch.equal(multistep_x0(a, a, t_prev, t, s, sch), a)
+    assert multistep_x0(a, None, None, t, s, sch) is a  # first step: DDIM
+    assert multistep_x0(a, b, t_prev, t, 0, sch) is a  # the jump to t = 0: DDIM
+
+
 def test_bad_arguments(model):
     sch = make_schedule("cosine", MICRO.T)
     with pytest.raises(ValueError, match="Unknown sampler"):
         sample(model, sch, torch.tensor([1]), sampler="euler")
     with pytest.raises(ValueError, match="t_min must lie"):
         sample(model, sch, torch.tensor([1]), t_min=0)
+    with pytest.raises(ValueError, match="dpm\\+\\+2m is deterministic"):
+        sample(model, sch, torch.tensor([1]), sampler="dpm++2m", eta=0.5)
     with pytest.raises(ValueError, match="steps must lie"):
         sample(model, sch, torch.tensor([1]), steps=0)
     with pytest.raises(ValueError, match="digits must be"):

@@ -227,6 +227,54 @@ def test_diffusers_ddpm_reproduces_lesson06(model, name):
     assert nfe == MICRO.T and diff.mean() < 5e-5 and diff.max() < 2e-4
 
 
+@pytest.mark.parametrize("name", ["cosine", "linear"])
+@pytest.mark.parametrize("steps", [5, 10, 20])
+def test_diffusers_dpm_solver_reproduces_lesson06(model, name, steps):
+    """diffusers' DPM-Solver++(2M) and lesson 06's ``dpm++2m`` take the same
+    steps to the same images. "trailing" spacing is lesson 06's chain ending at
+    t_min = T / steps; the rest is float32 rounding of alpha_bar in diffusers."""
+    needs_diffusers()
+    from diffusion_lessons.lesson10_going_further import (
+        diffusers_sample,
+        make_scheduler,
+    )
+
+    sch = make_schedule(name, MICRO.T)
+    for w in (0.0, 2.0):
+        theirs, nfe = diffusers_sample(
+            model,
+            sch,
+            LABELS,
+            make_scheduler("dpm++", sch),
+            steps,
+            w=w,
+            precision="fp32",
+            generator=torch.Generator().manual_seed(1),
+        )
+        ours = sample(
+            GuidedModel(model, w),
+            sch,
+            LABELS,
+            sampler="dpm++2m",
+            steps=steps,
+            t_min=MICRO.T // steps,
+            precision="fp32",
+            generator=torch.Generator().manual_seed(1),
+        )
+        ddim = sample(
+            GuidedModel(model, w),
+            sch,
+            LABELS,
+            steps=steps,
+            t_min=MICRO.T // steps,
+            precision="fp32",
+            generator=torch.Generator().manual_seed(1),
+        )
+        assert nfe == steps
+        assert (theirs - ours).abs().max() < 1e-4
+        assert (theirs - ddim).abs().max() > 1e-3  # the second order does something
+
+
 @pytest.mark.parametrize("name,nfe", [("dpm++", 10), ("euler", 10), ("heun", 19)])
 def test_ode_solvers_run_on_whole_steps(model, name, nfe):
     """Euler, Heun and DPM-Solver++ drive the U-Net on integer steps from t = T, count

@@ -3,6 +3,7 @@
 Run:  .venv/bin/python benchmarks/recipe/sweep.py CHECKPOINT NAME SETTING... [--seeds S]
 
 Each SETTING is JSON, e.g. ``{"w": 0.3}``, ``{"spacing": "quadratic"}``,
+``{"sampler": "dpm++2m", "steps": 20}``,
 ``{"t_min": 100}``, ``{"w": 1.0, "interval": [100, 700]}``. Defaults: w = RECOMMENDED_W
 at every step, DDIM (eta = 0), 50 evenly spaced steps down to t = 1, the textbook chain
 (the baseline of the committed results; the course's sampler now ends at T / 10).
@@ -10,6 +11,8 @@ at every step, DDIM (eta = 0), 50 evenly spaced steps down to t = 1, the textboo
   t = 0 where the background is finished (Song et al. 2021 used it for CIFAR-10).
 - "t_min" ends the chain early, as lesson 06's ``sample(..., t_min)`` does: the steps
   spread from T down to t_min, and the sample is the x0_pred made at t_min.
+- "sampler": "dpm++2m" takes lesson 06's DPM-Solver++(2M) steps instead of DDIM's
+  (chapter 10, section 10.8).
 - "interval" applies guidance only at steps with lo <= t <= hi and the conditional
   prediction alone elsewhere (Kynkäänniemi et al. 2024), so the doubled evaluations are
   spent only where guidance helps.
@@ -87,6 +90,7 @@ def main() -> None:
         guided = GuidedInterval(model, setting.get("w", RECOMMENDED_W), lo, hi)
         spacing = setting.get("spacing", "even")
         kwargs = {
+            "sampler": setting.get("sampler", "ddim"),
             "steps": setting.get("steps", 50),
             "eta": setting.get("eta", 0.0),
             "t_min": setting.get("t_min", 1),

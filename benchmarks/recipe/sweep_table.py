@@ -3,11 +3,13 @@
 Run:  .venv/bin/python benchmarks/recipe/sweep_table.py LABEL=NAME,NAME... [--out FILE]
 
 Each LABEL groups the sweep files (benchmarks/results/recipe/sweep_NAME.json) of one
-recipe's training seeds. A row is one setting of one recipe: the mean over its training
-seeds (range in brackets) of each seed's mean over its sampling seeds. Printed, and
-written as markdown to FILE (default benchmarks/results/recipe/sampling_levers.md), with
-the means in FILE's .json twin ({label: [{"setting", "acc", "worst", "fd", "haze",
-"sec"}]}) for the pages that quote them.
+recipe's training seeds; a LABEL given twice adds the second group's rows to the
+first's (more settings of the same recipe). A row is one setting of one recipe: the
+mean over its training seeds (range in brackets) of each seed's mean over its sampling
+seeds. Printed, and written as markdown to FILE (default
+benchmarks/results/recipe/sampling_levers.md), with the means in FILE's .json twin
+({label: [{"setting", "acc", "worst", "fd", "haze", "sec"}]}) for the pages that quote
+them.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def main() -> None:
     facts = {}
     for group in args.groups:
         label, _, names = group.partition("=")
-        rows, facts[label] = rows_for(label, names.split(","))
+        rows, group_facts = rows_for(label, names.split(","))
+        facts.setdefault(label, []).extend(group_facts)  # a label may come twice
         lines += rows
     lines += [
         "",
