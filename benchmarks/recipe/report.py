@@ -51,6 +51,12 @@ ABLATION = [
         "batch 64 and γ = 2",
         ["combo_3600", "combo_3600_s1", "combo_3600_s2"],
     ),
+    (
+        "ema",
+        "longer EMA",
+        "the new `small` with EMA decay 0.999 (eq. 5.5; 0.995)",
+        ["ema999_3600*"],
+    ),
 ]
 
 #: (key, label, result files, one list per training seed: one score per sampling seed)
