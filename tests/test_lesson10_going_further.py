@@ -251,24 +251,18 @@ def test_diffusers_dpm_solver_reproduces_lesson06(model, name, steps):
             precision="fp32",
             generator=torch.Generator().manual_seed(1),
         )
-        ours = sample(
-            GuidedModel(model, w),
-            sch,
-            LABELS,
-            sampler="dpm++2m",
-            steps=steps,
-            t_min=MICRO.T // steps,
-            precision="fp32",
-            generator=torch.Generator().manual_seed(1),
-        )
-        ddim = sample(
-            GuidedModel(model, w),
-            sch,
-            LABELS,
-            steps=steps,
-            t_min=MICRO.T // steps,
-            precision="fp32",
-            generator=torch.Generator().manual_seed(1),
+        ours, ddim = (
+            sample(
+                GuidedModel(model, w),
+                sch,
+                LABELS,
+                sampler=sampler,
+                steps=steps,
+                t_min=MICRO.T // steps,
+                precision="fp32",
+                generator=torch.Generator().manual_seed(1),
+            )
+            for sampler in ("dpm++2m", "ddim")
         )
         assert nfe == steps
         assert (theirs - ours).abs().max() < 1e-4
