@@ -29,7 +29,8 @@ in the range real images live in; without it samples often end as saturated nois
 ``sample`` also takes DPM-Solver++(2M), which replaces x0_pred in eq. 6.3 by an
 extrapolation from the last two guesses (``multistep_x0``; chapter 10, section 10.8).
 
-Builds on: lesson01_forward_noise (Schedule), lesson05_training (load_trained, train,
+Builds on: lesson01_forward_noise (Schedule), lesson02_schedules (log_snr),
+lesson05_training (load_trained, train,
 PRESETS), lesson04_unet (UNet), data, plotting.
 """
 
@@ -45,6 +46,7 @@ import numpy as np
 import torch
 
 from .lesson01_forward_noise import Schedule
+from .lesson02_schedules import log_snr
 from .lesson05_training import PRESETS, load_trained, train, use_bf16
 from .plotting import from_unit, image_grid, new_figure, savefig, show_images, to_unit
 
@@ -123,13 +125,6 @@ def reverse_step(
     return x_s, x0_pred
 
 
-def log_snr(t: int, schedule: Schedule) -> float:
-    """lambda_t = log(sqrt(alpha_bar_t / (1 - alpha_bar_t))), the log signal-to-noise
-    ratio that DPM-Solver steps in: +inf at t = 0, falling as t grows."""
-    ab = schedule.alpha_bar[t].item()
-    return 0.5 * math.log(ab / (1 - ab))
-
-
 def multistep_x0(
     x0_pred: torch.Tensor,
     x0_prev: torch.Tensor | None,
@@ -142,8 +137,8 @@ def multistep_x0(
     section 10.8).
 
     DDIM holds x0_pred fixed over the step. DPM-Solver++(2M) (Lu et al. 2022) also uses
-    the guess made one step earlier, at t_prev > t, and extrapolates linearly in the log
-    SNR lambda to the middle of the step:
+    the guess made one step earlier, at t_prev > t, and extrapolates linearly in
+    lambda = log sqrt(SNR) (half of lesson 02's log-SNR) to the middle of the step:
 
                 D = x0_pred + (x0_pred - x0_prev) / (2 r),
                 r = (lambda_t - lambda_{t_prev}) / (lambda_s - lambda_t)
@@ -154,7 +149,8 @@ def multistep_x0(
     """
     if x0_prev is None or s == 0:
         return x0_pred
-    lam_prev, lam_t, lam_s = (log_snr(k, schedule) for k in (t_prev, t, s))
+    lam = log_snr(schedule) / 2  # lambda_t = log(sqrt(SNR)) at index t - 1 (eq. 2.5)
+    lam_prev, lam_t, lam_s = (lam[k - 1].item() for k in (t_prev, t, s))
     r = (lam_t - lam_prev) / (lam_s - lam_t)
     return x0_pred + (x0_pred - x0_prev) / (2 * r)
 

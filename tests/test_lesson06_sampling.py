@@ -10,14 +10,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diffusion_lessons.lesson02_schedules import make_schedule
+from diffusion_lessons.lesson02_schedules import log_snr, make_schedule
 from diffusion_lessons.lesson04_unet import UNet, UNetConfig
 from diffusion_lessons.lesson06_sampling import (
     chain_steps,
     default_t_min,
     digit_labels,
     load_samples,
-    log_snr,
     multistep_x0,
     reverse_step,
     sample,
@@ -170,8 +169,14 @@ def test_multistep_x0_is_exact_for_a_guess_linear_in_lambda(name, T, data):
     t_prev = data.draw(st.integers(3, T), label="t_prev")
     t = data.draw(st.integers(2, t_prev - 1), label="t")
     s = data.draw(st.integers(1, t - 1), label="s")
-    a, b = torch.randn(2, 5, dtype=torch.float64)
-    lam = {k: log_snr(k, sch) for k in (t_prev, t, s)}
+    coef = st.floats(-10, 10, allow_nan=False)
+    a, b = (
+        torch.tensor(
+            data.draw(st.lists(coef, min_size=3, max_size=3)), dtype=torch.float64
+        )
+        for _ in "ab"
+    )
+    lam = {k: log_snr(sch)[k - 1].item() / 2 for k in (t_prev, t, s)}
     D = multistep_x0(a + b * lam[t], a + b * lam[t_prev], t_prev, t, s, sch)
     torch.testing.assert_close(D, a + b * (lam[t] + lam[s]) / 2, rtol=1e-9, atol=1e-9)
     assert torch.equal(multistep_x0(a, a, t_prev, t, s, sch), a)
