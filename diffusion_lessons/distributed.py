@@ -45,8 +45,10 @@ from .lesson05_training import (
     drop_labels,
     ema_snapshot,
     ema_update,
+    eps_model,
     fit_to_data,
     learning_rate,
+    per_image_loss,
     resolve_device,
     resumable,
     resume_from,
@@ -87,6 +89,7 @@ def shard_loss(
     p_uncond: float = 0.1,
     generator: torch.Generator | None = None,
     min_snr_gamma: float | None = None,
+    prediction: str = "eps",
 ) -> torch.Tensor:
     """Eq. 10.5: lesson 05's loss on the ``rows`` of the global batch x0 (B, C, H, W).
 
@@ -103,12 +106,9 @@ def shard_loss(
     dev = x0.device
     t, eps, labels = t[rows].to(dev), eps[rows].to(dev), labels[rows].to(dev)
     xt = q_sample(x0[rows], t, schedule, eps=eps)  # eq. 5.1, shard only
-    eps_pred = model(xt, t, labels)
-    mse = ((eps - eps_pred.float()) ** 2).mean(dim=(1, 2, 3))  # (B/N,)
-    if min_snr_gamma is not None:
-        snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t.cpu()].to(mse)
-        mse = snr.clamp(max=min_snr_gamma) / snr * mse  # eq. 5.5
-    return mse.mean()  # eq. 10.5: the mean over the shard
+    pred = model(xt, t, labels)  # (B/N, C, H, W): eps, or v
+    loss = per_image_loss(pred, x0[rows], eps, t, schedule, min_snr_gamma, prediction)
+    return loss.mean()  # eq. 10.5: the mean over the shard
 
 
 def model_config(model):
@@ -210,6 +210,7 @@ def train_distributed(
                     cfg.p_uncond,
                     gen,
                     cfg.min_snr_gamma,
+                    cfg.prediction,
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()  # DDP averages the gradients here (eq. 10.6)
@@ -237,7 +238,7 @@ def train_distributed(
                         ema_snapshot(ema, step, seconds, cfg),
                     )
                     if callback is not None:
-                        callback(step, ema.eval())
+                        callback(step, eps_model(ema.eval(), cfg, schedule))
     except KeyboardInterrupt:
         stopped = "interrupted"
         if rank == 0:

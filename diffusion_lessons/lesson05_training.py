@@ -23,6 +23,14 @@ exponential moving average (EMA) of the trained ones:
 
     (5.5)   theta_ema <- d * theta_ema + (1 - d) * theta
 
+The network may instead be asked for v (Salimans & Ho 2022), a mix of noise and image
+that stays well scaled at both ends of the chain; eq. 5.7 turns it back into eps, so
+lessons 06-09 sample it unchanged. With Min-SNR the matching weight divides by SNR + 1
+instead of SNR, because ||v - v_theta||^2 = (SNR + 1) / SNR * ||eps - eps_theta||^2:
+
+    (5.6)   v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0
+    (5.7)   eps = sqrt(alpha_bar_t) v + sqrt(1 - alpha_bar_t) x_t
+
 The loop is built from small pieces that a distributed variant can reuse: ``train_step``
 (one optimiser step), ``training_state`` / ``resume_from`` (checkpoints) and
 ``capture_rng`` / ``restore_rng`` (every random state). Run folders (a lock, a test
@@ -46,11 +54,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from . import CourseError
 from .data import load_digits, resolve_name
-from .lesson01_forward_noise import q_sample
+from .lesson01_forward_noise import _gather, q_sample
 from .lesson02_schedules import Schedule, make_schedule
 from .lesson04_unet import UNET_PRESETS, UNet, UNetConfig, count_parameters
 from .plotting import new_figure, savefig
@@ -59,6 +68,10 @@ from .runs import claim_run_folder, disk_error, stop_on_ctrl_c, temporary_file
 # ---------------------------------------------------------------------------
 # Configuration and presets
 # ---------------------------------------------------------------------------
+
+
+#: what the network may be trained to predict: the noise (eq. 5.2) or v (eq. 5.6)
+PREDICTIONS = ("eps", "v")
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class TrainConfig:
     min_snr_gamma: float | None = (
         2.0  # loss weight min(SNR, gamma) / SNR (eq. 5.3); None: plain L_simple
     )
+    prediction: str = "eps"  # what the network outputs: eps (eq. 5.2) | v (eq. 5.6)
     # auto | fp32 | bf16 (autocast; auto = bf16 where the CPU/GPU supports it)
     precision: str = "auto"
     seed: int = 0
@@ -105,6 +119,11 @@ class TrainConfig:
             )
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}.")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(
+                f"prediction must be eps or v; got {self.prediction!r}. The course "
+                "uses eps."
+            )
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(
                 f"precision must be auto, fp32 or bf16; got {self.precision!r}."
@@ -197,6 +216,62 @@ def drop_labels(
     )
 
 
+def v_target(
+    x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int, schedule: Schedule
+) -> torch.Tensor:
+    """v of eq. 5.6 for clean images x0 (B, C, H, W), their noise eps and steps t."""
+    alpha_bar_t = _gather(schedule.alpha_bar, t, x0)  # (B, 1, 1, 1)
+    return alpha_bar_t.sqrt() * eps - (1 - alpha_bar_t).sqrt() * x0
+
+
+def eps_from_v(
+    v: torch.Tensor, xt: torch.Tensor, t: torch.Tensor | int, schedule: Schedule
+) -> torch.Tensor:
+    """Eq. 5.7: the noise in x_t (B, C, H, W) that a prediction of v implies."""
+    alpha_bar_t = _gather(schedule.alpha_bar, t, xt)  # (B, 1, 1, 1)
+    return alpha_bar_t.sqrt() * v + (1 - alpha_bar_t).sqrt() * xt
+
+
+class EpsFromV(nn.Module):
+    """A network trained to predict v, seen from outside as a noise predictor (eq.
+    5.7), so that every sampler of lessons 06-09 uses it unchanged.
+    """
+
+    def __init__(self, net: nn.Module, schedule: Schedule):
+        super().__init__()
+        self.net, self.schedule, self.config = net, schedule, net.config
+
+    def forward(self, xt, t, labels):
+        v = self.net(xt, t, labels).float()  # (B, C, H, W)
+        return eps_from_v(v, xt.float(), t, self.schedule)
+
+
+def eps_model(net: nn.Module, cfg: TrainConfig, schedule: Schedule) -> nn.Module:
+    """The trained network as a noise predictor: itself, or wrapped if it predicts v."""
+    return net if cfg.prediction == "eps" else EpsFromV(net, schedule)
+
+
+def per_image_loss(
+    pred: torch.Tensor,
+    x0: torch.Tensor,
+    eps: torch.Tensor,
+    t: torch.Tensor,
+    schedule: Schedule,
+    min_snr_gamma: float | None = None,
+    prediction: str = "eps",
+) -> torch.Tensor:
+    """Eq. 5.2 for each image, (B,): the squared error of the network's output pred
+    (B, C, H, W) against its target (eps, or v of eq. 5.6), Min-SNR weighted (eq. 5.3).
+    """
+    target = eps if prediction == "eps" else v_target(x0, eps, t, schedule)
+    mse = ((target - pred.float()) ** 2).mean(dim=(1, 2, 3))  # (B,) eq. 5.2 per image
+    if min_snr_gamma is None:
+        return mse
+    snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t.cpu()].to(mse)  # eq. 2.5
+    # v's error is (SNR + 1) / SNR times eps's (eq. 5.7): its weight divides by SNR + 1
+    return snr.clamp(max=min_snr_gamma) / (snr + 1 if prediction == "v" else snr) * mse
+
+
 def diffusion_loss(
     model: UNet,
     x0: torch.Tensor,
@@ -205,9 +280,10 @@ def diffusion_loss(
     p_uncond: float = 0.1,
     generator: torch.Generator | None = None,
     min_snr_gamma: float | None = None,
+    prediction: str = "eps",
 ) -> torch.Tensor:
     """L_simple (eq. 5.2) on one batch x0 (B, C, H, W) in [-1, 1] with labels (B,),
-    optionally Min-SNR weighted.
+    optionally Min-SNR weighted; ``prediction="v"`` asks the network for v (eq. 5.6).
     """
     B = x0.shape[0]
     # t ~ U{1..T}
@@ -216,12 +292,8 @@ def diffusion_loss(
     xt = q_sample(x0, t, schedule, eps=eps)  # eq. 5.1
     # y or ∅
     labels = drop_labels(labels, p_uncond, model.config.num_classes, generator)
-    eps_pred = model(xt, t, labels)  # (B, C, H, W)
-    mse = ((eps - eps_pred.float()) ** 2).mean(dim=(1, 2, 3))  # (B,) eq. 5.2 per image
-    if min_snr_gamma is None:
-        return mse.mean()
-    snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t].to(mse)  # (B,) eq. 2.5
-    return (snr.clamp(max=min_snr_gamma) / snr * mse).mean()  # eq. 5.3
+    pred = model(xt, t, labels)  # (B, C, H, W): eps, or v
+    return per_image_loss(pred, x0, eps, t, schedule, min_snr_gamma, prediction).mean()
 
 
 @torch.no_grad()
@@ -415,9 +487,9 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, force: bool = False) 
 
 def load_trained(
     path: str | Path, device: str = "cpu", ema: bool = True
-) -> tuple[UNet, Schedule, TrainConfig]:
-    """The trained model (EMA weights by default) in eval mode, its schedule and its
-    config.
+) -> tuple[nn.Module, Schedule, TrainConfig]:
+    """The trained model (EMA weights by default) in eval mode, as a noise predictor
+    (``eps_model``), its schedule and its config.
     """
     state = load_checkpoint(path)
     cfg = config_from_dict(state["config"])
@@ -431,7 +503,8 @@ def load_trained(
             f"({lines[-1][:100]}). The file was changed after training; give a run's "
             "own checkpoint.pt."
         ) from err
-    return model.to(device).eval(), make_schedule(cfg.schedule, cfg.model.T), cfg
+    schedule = make_schedule(cfg.schedule, cfg.model.T)
+    return eps_model(model.to(device).eval(), cfg, schedule), schedule, cfg
 
 
 # ---------------------------------------------------------------------------
@@ -593,8 +666,9 @@ def train_step(
         group["lr"] = learning_rate(step, cfg)  # eq. 5.4
     with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
         loss = diffusion_loss(
-            model, x0, labels, schedule, cfg.p_uncond, generator, cfg.min_snr_gamma
-        )
+            model, x0, labels, schedule, cfg.p_uncond, generator, cfg.min_snr_gamma,
+            cfg.prediction,
+        )  # fmt: skip
     if not torch.isfinite(loss):
         return loss.item()
     opt.zero_grad(set_to_none=True)
@@ -693,7 +767,7 @@ def train(
                 bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
                 last = step == cfg.steps
                 if callback is not None and (step % cfg.sample_every == 0 or last):
-                    callback(step, ema.eval())
+                    callback(step, eps_model(ema.eval(), cfg, schedule))
                 # read the flag once: a Ctrl-C after this line stops a step later
                 stopping = stop.requested
                 try:  # a full disk stops the run; the last good checkpoint stays

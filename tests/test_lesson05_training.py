@@ -166,6 +166,8 @@ def test_invalid_config_is_refused():
         TrainConfig(p_uncond=1.5)
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="prediction must be eps or v"):
+        TrainConfig(prediction="x0")
 
 
 def test_export_keeps_what_sampling_needs_and_refuses_resume(tmp_path):
@@ -230,3 +232,76 @@ def test_recipe_facts_follow_eq_5_5(d, steps, schedule):
     snr = facts["snr"]
     assert snr["1"] > snr["10"] > snr["500"] > snr["900"] > 0
     assert facts["snr_1_over_500"] == pytest.approx(snr["1"] / snr["500"])
+
+
+def _draw(seed: int, t_max: int, n: int = 4):
+    """x0 in [-1, 1], eps ~ N(0, I) and steps t in 1..t_max, float64, (n, 1, 6, 6)."""
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.rand(n, 1, 6, 6, generator=g, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(n, 1, 6, 6, generator=g, dtype=torch.float64)
+    return x0, eps, torch.randint(1, t_max + 1, (n,), generator=g)
+
+
+@given(
+    seed=st.integers(0, 10**6),
+    schedule=st.sampled_from(["linear", "cosine", "sigmoid"]),
+)
+def test_eps_from_v_inverts_v_at_every_step(seed, schedule):
+    """Eq. 5.7 undoes eq. 5.6: the v of (x0, eps) and the x_t they make give eps back,
+    at any step 1..T of any schedule."""
+    from diffusion_lessons.lesson01_forward_noise import q_sample
+    from diffusion_lessons.lesson02_schedules import make_schedule
+    from diffusion_lessons.lesson05_training import eps_from_v, v_target
+
+    sch = make_schedule(schedule, 1000)
+    sch = dataclasses.replace(sch, alpha_bar=sch.alpha_bar.double())
+    x0, eps, t = _draw(seed, 1000)
+    xt = q_sample(x0, t, sch, eps=eps)
+    v = v_target(x0, eps, t, sch)
+    torch.testing.assert_close(eps_from_v(v, xt, t, sch), eps, rtol=0, atol=1e-9)
+
+
+@given(
+    seed=st.integers(0, 10**6),
+    schedule=st.sampled_from(["linear", "cosine", "sigmoid"]),
+    gamma=st.one_of(st.none(), st.floats(0.1, 20.0)),
+)
+def test_v_loss_with_its_matching_weight_is_the_eps_loss(seed, schedule, gamma):
+    """For any output v_hat, the v loss weighted min(SNR, gamma) / (SNR + 1) equals the
+    Min-SNR eps loss of the noise that v_hat implies (eq. 5.7): the two targets differ
+    in what the network must output, not in what the loss rewards. Without Min-SNR the
+    v loss is the eps loss times (SNR + 1) / SNR."""
+    from diffusion_lessons.lesson01_forward_noise import q_sample
+    from diffusion_lessons.lesson02_schedules import make_schedule
+    from diffusion_lessons.lesson05_training import eps_from_v, per_image_loss
+
+    sch = make_schedule(schedule, 1000)
+    x0, eps, t = _draw(seed, 1000)
+    x0, eps = x0.float(), eps.float()
+    xt = q_sample(x0, t, sch, eps=eps)
+    v_hat = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed + 1))
+    eps_hat = eps_from_v(v_hat, xt, t, sch)
+    by_v = per_image_loss(v_hat, x0, eps, t, sch, gamma, prediction="v")
+    by_eps = per_image_loss(eps_hat, x0, eps, t, sch, gamma, prediction="eps")
+    if gamma is None:
+        snr = (sch.alpha_bar / (1 - sch.alpha_bar))[t]
+        by_eps = by_eps * ((snr + 1) / snr).float()
+    torch.testing.assert_close(by_v, by_eps, rtol=1e-4, atol=1e-6)
+
+
+def test_a_v_run_is_sampled_as_a_noise_predictor(tmp_path):
+    """A run trained to predict v loads as a noise predictor: its output is eq. 5.7
+    applied to the network's v, and the stored config says what it predicts."""
+    from diffusion_lessons.lesson05_training import EpsFromV, eps_from_v
+
+    cfg = dataclasses.replace(FAST, steps=4, prediction="v")
+    seen = []
+    train(cfg, tmp_path, progress=False, callback=lambda s, m: seen.append(m))
+    model, sch, stored = load_trained(tmp_path / "checkpoint.pt")
+    assert stored.prediction == "v" and isinstance(model, EpsFromV)
+    assert seen and all(isinstance(m, EpsFromV) for m in seen)
+    x, t, y = torch.randn(2, 1, 28, 28), torch.tensor([5, 900]), torch.tensor([1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(x, t, y), eps_from_v(model.net(x, t, y), x, t, sch)
+        )
