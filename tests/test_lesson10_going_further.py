@@ -154,6 +154,45 @@ def test_diffusers_ddim_reproduces_lesson06(model, name, steps):
         assert (theirs - ours).abs().max() < 2e-5
 
 
+@pytest.mark.parametrize("name", ["cosine", "linear"])
+def test_diffusers_v_prediction_agrees_with_eps_from_v(model, name):
+    """Read the network's output as v (chapter 05, eq. 5.6): diffusers' DDIM told
+    ``prediction_type="v_prediction"`` and our DDIM on lesson 05's ``EpsFromV`` (eq.
+    5.7) take the same steps to the same images, with and without guidance (eq. 5.7 is
+    affine in v, so mixing v's mixes the eps's); the rest is diffusers' float32
+    alpha_bar, as for eps. Read as eps, the same output gives other images."""
+    diffusers = needs_diffusers()
+    from diffusion_lessons.lesson05_training import EpsFromV
+    from diffusion_lessons.lesson10_going_further import (
+        diffusers_sample,
+        make_scheduler,
+    )
+
+    sch = make_schedule(name, MICRO.T)
+    as_eps = make_scheduler("ddim", sch)
+    as_v = diffusers.DDIMScheduler.from_config(
+        as_eps.config, prediction_type="v_prediction"
+    )
+    for w in (0.0, 2.0):
+        theirs, eps_reading = (
+            diffusers_sample(
+                model, sch, LABELS, scheduler, 10, w=w, precision="fp32",
+                generator=torch.Generator().manual_seed(1),
+            )[0]
+            for scheduler in (as_v, as_eps)
+        )  # fmt: skip
+        ours = course_sample(
+            GuidedModel(EpsFromV(model, sch), w),
+            sch,
+            LABELS,
+            [course_t(k) for k in as_v.timesteps],
+            generator=torch.Generator().manual_seed(1),
+        )
+        diff = (theirs - ours).abs()
+        assert diff.mean() < 5e-5 and diff.max() < 2e-4
+        assert (theirs - eps_reading).abs().mean() > 1e-2
+
+
 def test_ddim_difference_is_only_float32_rounding(model):
     """With float64 noise levels and a float64 network the two DDIMs agree to 1e-10:
     the update is the same algebra (eqs. 6.1-6.3 with eps recomputed from the clip)."""
