@@ -57,6 +57,12 @@ ABLATION = [
         "the new `small` with EMA decay 0.999 (eq. 5.5; 0.995)",
         ["ema999_3600*"],
     ),
+    (
+        "v",
+        "v-prediction",
+        "the new `small` predicting v (eq. 5.6), weight min(SNR, γ) / (SNR + 1)",
+        ["v_3600*"],
+    ),
 ]
 
 #: (key, label, result files, one list per training seed: one score per sampling seed)
