@@ -123,7 +123,7 @@ def train_config(args):
         base = PRESETS[args.preset or "small"]
     given = {
         name: getattr(args, name)
-        for name in ("dataset", "steps", "seed", "threads", "lr")
+        for name in ("dataset", "steps", "seed", "threads", "lr", "prediction")
         if getattr(args, name) is not None
     }
     return dataclasses.replace(base, **given)
@@ -382,6 +382,13 @@ def add_train_arguments(p) -> None:
         type=opt.positive_int,
         default=None,
         help="CPU threads (default: the preset's; may change on resume)",
+    )
+    p.add_argument(
+        "--prediction",
+        choices=("eps", "v"),  # lesson05_training.PREDICTIONS (no torch import here)
+        default=None,
+        help="what the network learns to output: eps, the noise, or v (chapter 05, "
+        "eq. 5.6) (default: the preset's)",
     )
 
 

@@ -179,6 +179,7 @@ def test_resume_refuses_a_changed_configuration_but_not_more_steps(in_tmp, capsy
         ("--seed", "seed=0", "seed=5"),
         ("--dataset", "dataset='mnist-5k'", "dataset='fashion-mnist'"),
         ("--lr", "lr=0.003", "lr=0.1"),
+        ("--prediction", "prediction='eps'", "prediction='v'"),
         ("--preset", "ema_decay=0.99", "ema_decay=0.995"),
     ):
         value = given.split("=")[1].strip("'")
@@ -299,3 +300,19 @@ def test_export_refuses_an_existing_file_without_force(tmp_path, capsys):
     assert code == 1 and other.read_bytes() == b"precious"
     assert run_cli(["export", ckpt, str(other), "--force"], capsys)[0] == 0
     assert load_checkpoint(other)["step"] == 2
+
+
+def test_prediction_option_trains_v_and_offers_what_lesson_05_can_train(in_tmp, capsys):
+    from diffusion_lessons.lesson05_training import PREDICTIONS
+
+    code, _ = run_cli(
+        TINY + ["--steps", "2", "--prediction", "v", "--out", "v"], capsys
+    )
+    assert code == 0
+    assert (
+        load_checkpoint(in_tmp / "v" / "checkpoint.pt")["config"]["prediction"] == "v"
+    )
+    code, said = run_cli(TINY + ["--prediction", "x0", "--out", "x"], capsys)
+    assert code == 2 and "invalid choice: 'x0'" in said
+    for choice in PREDICTIONS:
+        assert f"'{choice}'" in said
