@@ -280,10 +280,9 @@ def diffusion_loss(
     p_uncond: float = 0.1,
     generator: torch.Generator | None = None,
     min_snr_gamma: float | None = None,
-    prediction: str = "eps",
 ) -> torch.Tensor:
     """L_simple (eq. 5.2) on one batch x0 (B, C, H, W) in [-1, 1] with labels (B,),
-    optionally Min-SNR weighted; ``prediction="v"`` asks the network for v (eq. 5.6).
+    optionally Min-SNR weighted.
     """
     B = x0.shape[0]
     # t ~ U{1..T}
@@ -291,6 +290,32 @@ def diffusion_loss(
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)  # eps ~ N(0, I)
     xt = q_sample(x0, t, schedule, eps=eps)  # eq. 5.1
     # y or ∅
+    labels = drop_labels(labels, p_uncond, model.config.num_classes, generator)
+    eps_pred = model(xt, t, labels)  # (B, C, H, W)
+    mse = ((eps - eps_pred.float()) ** 2).mean(dim=(1, 2, 3))  # (B,) eq. 5.2 per image
+    if min_snr_gamma is None:
+        return mse.mean()
+    snr = (schedule.alpha_bar / (1 - schedule.alpha_bar))[t].to(mse)  # (B,) eq. 2.5
+    return (snr.clamp(max=min_snr_gamma) / snr * mse).mean()  # eq. 5.3
+
+
+def training_loss(
+    model: UNet,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    schedule: Schedule,
+    p_uncond: float = 0.1,
+    generator: torch.Generator | None = None,
+    min_snr_gamma: float | None = None,
+    prediction: str = "eps",
+) -> torch.Tensor:
+    """What ``train_step`` minimises: ``diffusion_loss`` (the same draws in the same
+    order, the same number for ``prediction="eps"``), or its v twin (eq. 5.6).
+    """
+    B = x0.shape[0]
+    t = torch.randint(1, schedule.T + 1, (B,), generator=generator).to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, C, H, W)
+    xt = q_sample(x0, t, schedule, eps=eps)  # eq. 5.1
     labels = drop_labels(labels, p_uncond, model.config.num_classes, generator)
     pred = model(xt, t, labels)  # (B, C, H, W): eps, or v
     return per_image_loss(pred, x0, eps, t, schedule, min_snr_gamma, prediction).mean()
@@ -665,7 +690,7 @@ def train_step(
     for group in opt.param_groups:
         group["lr"] = learning_rate(step, cfg)  # eq. 5.4
     with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
-        loss = diffusion_loss(
+        loss = training_loss(
             model, x0, labels, schedule, cfg.p_uncond, generator, cfg.min_snr_gamma,
             cfg.prediction,
         )  # fmt: skip

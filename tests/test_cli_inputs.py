@@ -347,7 +347,7 @@ def ctrl_c_in_step(n):
     """Patch the loss so that a real SIGINT arrives in the middle of step n."""
     import diffusion_lessons.lesson05_training as l5
 
-    real, calls = l5.diffusion_loss, {"n": 0}
+    real, calls = l5.training_loss, {"n": 0}
 
     def loss(*args, **kwargs):
         calls["n"] += 1
@@ -355,20 +355,20 @@ def ctrl_c_in_step(n):
             os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
 
-    return l5, "diffusion_loss", loss
+    return l5, "training_loss", loss
 
 
 def nan_in_step(n):
     import diffusion_lessons.lesson05_training as l5
 
-    real, calls = l5.diffusion_loss, {"n": 0}
+    real, calls = l5.training_loss, {"n": 0}
 
     def loss(*args, **kwargs):
         calls["n"] += 1
         value = real(*args, **kwargs)
         return value * float("nan") if calls["n"] == n else value
 
-    return l5, "diffusion_loss", loss
+    return l5, "training_loss", loss
 
 
 def disk_full_at_start():

@@ -75,12 +75,12 @@ def tensors_equal(a, b, where="") -> None:
 CHILD = """
 import sys
 import diffusion_lessons.lesson05_training as l5
-real = l5.diffusion_loss
+real = l5.training_loss
 def reporting(*args, **kwargs):
     loss = real(*args, **kwargs)
     print("@@step", flush=True)
     return loss
-l5.diffusion_loss = reporting
+l5.training_loss = reporting
 from diffusion_lessons.cli import main
 main(sys.argv[1:])
 """

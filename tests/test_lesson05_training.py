@@ -114,7 +114,7 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     import diffusion_lessons.lesson05_training as l5
 
-    real = l5.diffusion_loss
+    real = l5.training_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -122,7 +122,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, ca
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] == 7 else loss
 
-    monkeypatch.setattr(l5, "diffusion_loss", poisoned)
+    monkeypatch.setattr(l5, "training_loss", poisoned)
     result = train(FAST, tmp_path, progress=False)
     assert result["stopped"].startswith("loss became nan") and result["step"] == 6
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 4
@@ -305,3 +305,25 @@ def test_a_v_run_is_sampled_as_a_noise_predictor(tmp_path):
         torch.testing.assert_close(
             model(x, t, y), eps_from_v(model.net(x, t, y), x, t, sch)
         )
+
+
+@given(
+    seed=st.integers(0, 10**6),
+    gamma=st.one_of(st.none(), st.floats(0.1, 20.0)),
+    p_uncond=st.floats(0.0, 0.9),
+)
+def test_the_training_loss_is_the_taught_loss(seed, gamma, p_uncond):
+    """train_step minimises training_loss; with the eps target it is diffusion_loss
+    (the code of section 5.9 and of exercise 5.2) to the last bit."""
+    from diffusion_lessons.lesson05_training import training_loss
+
+    torch.manual_seed(0)
+    model = UNet(MICRO)
+    x0 = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    labels = torch.arange(8) % 10
+    sch = linear_schedule(1000)
+    taught, trained = (
+        f(model, x0, labels, sch, p_uncond, torch.Generator().manual_seed(seed), gamma)
+        for f in (diffusion_loss, training_loss)
+    )
+    assert torch.equal(taught, trained)
