@@ -20,9 +20,9 @@ from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNet, UNetConfig
 from diffusion_lessons.lesson05_training import (
     PRESETS,
-    diffusion_loss,
     load_checkpoint,
     train,
+    training_loss,
 )
 from diffusion_lessons.lesson06_sampling import sample, sampling_timesteps
 from diffusion_lessons.lesson09_guidance import GuidedModel, guided_eps
@@ -385,10 +385,17 @@ def test_unknown_scheduler_is_one_clear_line():
 # ---------------------------------------------------------------------------
 
 
-@given(B=st.integers(1, 16), nproc=st.integers(1, 4), seed=st.integers(0, 2**31))
-def test_shards_average_to_the_single_process_loss(B, nproc, seed):
-    """Eqs. 10.5-10.6: the mean of the shard losses is lesson 05's loss on the batch,
-    and every shard consumes the generator as one process would."""
+@given(
+    B=st.integers(1, 16),
+    nproc=st.integers(1, 4),
+    seed=st.integers(0, 2**31),
+    prediction=st.sampled_from(["eps", "v"]),
+)
+def test_shards_average_to_the_single_process_loss(B, nproc, seed, prediction):
+    """Eqs. 10.5-10.6: the mean of the shard losses is lesson 05's training loss on the
+    batch, for either target, and every shard consumes the generator as one process
+    would."""
+
     B *= nproc
     sch = make_schedule("cosine", MICRO.T)
     torch.manual_seed(seed % 1000)
@@ -396,11 +403,12 @@ def test_shards_average_to_the_single_process_loss(B, nproc, seed):
     x0, y = torch.rand(B, 1, 28, 28) * 2 - 1, torch.randint(0, 10, (B,))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        full = diffusion_loss(net, x0, y, sch, 0.3, g, 5.0)
+        full = training_loss(net, x0, y, sch, 0.3, g, 5.0, prediction)
         parts = []
         for r in range(nproc):
             gr = torch.Generator().manual_seed(seed)
-            parts.append(shard_loss(net, x0, y, sch, shard(B, r, nproc), 0.3, gr, 5.0))
+            rows = shard(B, r, nproc)
+            parts.append(shard_loss(net, x0, y, sch, rows, 0.3, gr, 5.0, prediction))
             assert torch.equal(gr.get_state(), g.get_state())
     torch.testing.assert_close(torch.stack(parts).mean(), full, rtol=1e-5, atol=1e-6)
 
