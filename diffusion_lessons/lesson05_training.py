@@ -121,8 +121,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}.")
         if self.prediction not in PREDICTIONS:
             raise ValueError(
-                f"prediction must be eps or v; got {self.prediction!r}. The course "
-                "uses eps."
+                f"prediction must be eps or v; got {self.prediction!r}. The small "
+                "preset uses v."
             )
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(
@@ -144,9 +144,10 @@ PRESETS: dict[str, TrainConfig] = {
         min_snr_gamma=5.0,
     ),
     # the default: the best digits we could reach in about 10 minutes on 2 CPU cores
-    # (its levers measured in chapter 05, benchmarks/recipe/)
-    "small": TrainConfig(),
+    # (its levers measured in chapter 05, benchmarks/recipe/); predicts v (eq. 5.6)
+    "small": TrainConfig(prediction="v"),
     # for a GPU: a wider model, a bigger batch, 10x the steps
+    # (measured on one GPU: benchmarks/gpu_full.py)
     "full": TrainConfig(
         model=UNET_PRESETS["full"],
         steps=40_000,
@@ -157,6 +158,7 @@ PRESETS: dict[str, TrainConfig] = {
         sample_every=5000,
         checkpoint_every=2000,
         min_snr_gamma=5.0,
+        prediction="v",
         threads=8,
     ),
 }
@@ -171,16 +173,18 @@ def presets_table_markdown() -> str:
 
     rows = [
         "| preset | U-Net channels | parameters | schedule | steps | batch | peak lr "
-        "| warm-up | EMA \\( d \\) | Min-SNR \\( \\gamma \\) |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| warm-up | EMA \\( d \\) | Min-SNR \\( \\gamma \\) | predicts |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    target = {"eps": "\\( \\epsilon \\) (5.2)", "v": "\\( v \\) (5.6)"}
     for name, cfg in PRESETS.items():
         gamma = "none" if cfg.min_snr_gamma is None else f"{cfg.min_snr_gamma:g}"
         params = count_parameters(UNet(cfg.model))
         rows.append(
             f"| `{name}` | {cfg.model.channels} | {params:,} "
             f"| {cfg.schedule} | {cfg.steps:,} | {cfg.batch_size} | {tex(cfg.lr)} "
-            f"| {cfg.warmup:,} | {cfg.ema_decay:g} | {gamma} |"
+            f"| {cfg.warmup:,} | {cfg.ema_decay:g} | {gamma} "
+            f"| {target[cfg.prediction]} |"
         )
     return "\n".join(rows) + "\n"
 

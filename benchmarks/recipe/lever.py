@@ -1,4 +1,4 @@
-"""One recipe lever: train the ``small`` preset with some settings changed, then
+"""One recipe lever: train the ``small`` recipe with some settings changed, then
 measure the result with benchmarks/recipe/quality.py.
 
 Run:  .venv/bin/python benchmarks/recipe/lever.py NAME '{"steps": 1800}' \
@@ -27,15 +27,18 @@ from diffusion_lessons.lesson04_unet import UNetConfig
 from diffusion_lessons.lesson05_training import PRESETS, train
 
 ROOT = Path(__file__).resolve().parents[2]
+#: what every lever changes: the ``small`` preset as it was when the ablation began,
+#: predicting eps (the preset predicts v since that lever paid; '{"prediction": "v"}')
+BASE = dataclasses.replace(PRESETS["small"], prediction="eps")
 
 
 def config(overrides: dict, seed: int = 0):
     overrides = dict(overrides)
     if "model" in overrides:
-        model = {**dataclasses.asdict(PRESETS["small"].model), **overrides["model"]}
+        model = {**dataclasses.asdict(BASE.model), **overrides["model"]}
         overrides["model"] = UNetConfig(**model)
     return dataclasses.replace(
-        PRESETS["small"],
+        BASE,
         dataset="mnist-5k",
         threads=2,
         seed=seed,

@@ -4,9 +4,10 @@ Run:  .venv/bin/python benchmarks/recipe/sweep.py CHECKPOINT NAME SETTING... [--
 
 Each SETTING is JSON, e.g. ``{"w": 0.3}``, ``{"spacing": "quadratic"}``,
 ``{"sampler": "dpm++2m", "steps": 20}``,
-``{"t_min": 100}``, ``{"w": 1.0, "interval": [100, 700]}``. Defaults: w = RECOMMENDED_W
-at every step, DDIM (eta = 0), 50 evenly spaced steps down to t = 1, the textbook chain
-(the baseline of the committed results; the course's sampler now ends at T / 10).
+``{"t_min": 100}``, ``{"w": 1.0, "interval": [100, 700]}``. Defaults: w = PROTOCOL_W
+(0.5, quality.py) at every step, DDIM (eta = 0), 50 evenly spaced steps down to t = 1,
+the textbook chain (the baseline of the committed results; the course's sampler now
+ends at T / 10).
 - "quadratic" spacing puts the steps at t_i = 1 + (T - 1) (i / (S - 1))^2, dense near
   t = 0 where the background is finished (Song et al. 2021 used it for CIFAR-10).
 - "t_min" ends the chain early, as lesson 06's ``sample(..., t_min)`` does: the steps
@@ -32,7 +33,7 @@ from pathlib import Path
 from unittest import mock
 
 import torch
-from quality import frechet_floor_heldout
+from quality import PROTOCOL_W, frechet_floor_heldout
 
 import diffusion_lessons.lesson06_sampling as l6
 from diffusion_lessons.data import load_digits
@@ -44,7 +45,7 @@ from diffusion_lessons.lesson07_classifier import (
     frechet_distance,
     load_classifier,
 )
-from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel
+from diffusion_lessons.lesson09_guidance import GuidedModel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +88,7 @@ def main() -> None:
     path = ROOT / "benchmarks" / "results" / "recipe" / f"sweep_{args.name}.json"
     for setting in args.settings:
         lo, hi = setting.get("interval", [0, schedule.T])
-        guided = GuidedInterval(model, setting.get("w", RECOMMENDED_W), lo, hi)
+        guided = GuidedInterval(model, setting.get("w", PROTOCOL_W), lo, hi)
         spacing = setting.get("spacing", "even")
         kwargs = {
             "sampler": setting.get("sampler", "ddim"),
