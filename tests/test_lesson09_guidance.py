@@ -273,3 +273,27 @@ def test_tradeoff_table_and_json_hold_the_same_rows(tmp_path):
     table = (tmp_path / "09_tradeoff.md").read_text()
     assert "| 0.5 | 97.5% | 18.3 | 20.2 | 26.6 |" in table
     assert "real held-out diversity 28.5" in table
+
+
+def test_the_book_states_the_recommended_weight_the_code_uses():
+    """Chapter 09 names the default weight in prose, in an equation and in a table; all
+    must say RECOMMENDED_W (and s = 1 + w), so a new choice cannot leave one behind.
+    """
+    import re
+
+    from diffusion_lessons.lesson09_guidance import RECOMMENDED_W
+
+    text = (
+        Path(__file__).resolve().parents[1] / "docs/lessons/09-guidance.md"
+    ).read_text()
+    stated = re.findall(r"`RECOMMENDED_W = ([0-9.]+)`", text)
+    equation = re.findall(r"w = ([0-9.]+) \\qquad \(s = ([0-9.]+)", text)
+    table = re.findall(
+        r"this course's default \| \\\( w = ([0-9.]+) \\\) \| \\\( s = ([0-9.]+)", text
+    )
+    assert stated and equation and table
+    assert {float(w) for w in stated} == {RECOMMENDED_W}
+    for w, s in equation + table:
+        assert float(w) == RECOMMENDED_W and float(s) == pytest.approx(
+            1 + RECOMMENDED_W
+        )
