@@ -50,6 +50,9 @@ from .lesson05_training import PRESETS, load_trained, train, use_bf16
 from .plotting import from_unit, image_grid, new_figure, savefig, show_images, to_unit
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "small.pt"
+#: the same recipe predicting eps (chapter 05's ablation): figure 6.3 needs a noise
+#: predictor, whose x0_pred (eq. 6.1) can leave the pixel range
+SHIPPED_EPS = SHIPPED.with_name("small-eps.pt")
 SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 
 # ---------------------------------------------------------------------------
@@ -433,10 +436,16 @@ def fig_samplers(results: list[tuple[str, torch.Tensor, float]], per_row: int = 
 
 
 def fig_clipping(
-    model, schedule: Schedule, labels: torch.Tensor, steps: int = 50, seed: int = 0
+    model,
+    schedule: Schedule,
+    labels: torch.Tensor,
+    steps: int = 50,
+    seed: int = 0,
+    name: str = "",
 ):
     """The same noise sampled with and without clipping x0_pred to [-1, 1] (one grid
-    above the other, so that each column compares the same start).
+    above the other, so that each column compares the same start); ``name`` heads
+    each grid.
     """
     fig, axes = new_figure(2, 1, size=(6.8, 3.9))
     for ax, clip in zip(axes, (True, False)):
@@ -451,7 +460,7 @@ def fig_clipping(
         # labels come as 0,0,1,1,...: reorder so that column j holds digit j
         per_class = len(x) // 10
         x = x.reshape(10, per_class, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
-        show_images(ax, x, nrow=10, title=f"clip x0_pred: {clip}")
+        show_images(ax, x, nrow=10, title=f"{name}clip x0_pred: {clip}")
     fig.tight_layout(h_pad=0.8)
     return fig
 
@@ -520,19 +529,26 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
     for name, _, sec in results:
         print(f"{name:>18}: {sec:5.1f} s")
     files.append(savefig(fig_samplers(results), out / "06_samplers.png"))
+    # clipping matters for a noise predictor; the shipped model predicts v (ch. 05)
+    clip_model, clip_schedule, name, clip_source = model, schedule, "", source
+    if SHIPPED_EPS.exists():
+        clip_model, clip_schedule = load_trained(SHIPPED_EPS)[:2]
+        name = f"{SHIPPED_EPS.name}, predicts eps: "
+        clip_source = f"checkpoint checkpoints/{SHIPPED_EPS.name}"
     files.append(
         savefig(
             fig_clipping(
-                model,
-                schedule,
+                clip_model,
+                clip_schedule,
                 digit_labels("0123456789", 2),
                 steps=10 if quick else 50,
+                name=name,
             ),
             out / "06_clipping.png",
         )
     )
     for f in files:
-        print(f"wrote {f}  ({source})")
+        print(f"wrote {f}  ({clip_source if f.name == '06_clipping.png' else source})")
     return {
         "timings": {name: sec for name, _, sec in results},
         "files": files,

@@ -32,6 +32,7 @@ from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained, use_bf16
 from diffusion_lessons.lesson06_sampling import (
     SHIPPED,
+    SHIPPED_EPS,
     chain_steps,
     default_t_min,
     digit_labels,
@@ -124,8 +125,10 @@ show_images(
 )
 
 # %% [markdown]
-# The very first $\hat x_0$, at $t = 1000$, is clipped speckle (eq. 6.1 divides by $\sqrt{\bar\alpha_{1000}}$, about
-# $5 \times 10^{-5}$); the next ones are blurry averages of the requested digit. After the first few steps
+# The very first $\hat x_0$, at $t = 1000$, is already a blurred digit: the shipped network predicts $v$, and
+# $\hat x_0 = \sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,v_\theta$ (eqs. 6.1 and 5.7) needs no division by
+# $\sqrt{\bar\alpha_{1000}}$, about $5 \times 10^{-5}$. A noise predictor gives speckle there (section 4). The next
+# predictions are blurry averages of the requested digit. After the first few steps
 # $\hat x_0$ changes less and less: the shape is fixed long before the end, and the last steps sharpen strokes.
 #
 # ## 3. DDPM is a special case of the DDIM update
@@ -169,8 +172,9 @@ print(
 #
 # ## 4. Clipping the predicted digit, on and off
 #
-# Same model, same labels, same starting noise: 20 digits (two of each class), 25 DDIM steps, once with
-# $\hat x_0$ clipped to $[-1, 1]$ at every step and once without. How far outside the pixel range do the
+# Same labels, same starting noise: 20 digits (two of each class), 25 DDIM steps, once with $\hat x_0$
+# clipped to $[-1, 1]$ at every step and once without, first with the $\epsilon$ model of chapter 05
+# (`checkpoints/small-eps.pt`), then with the shipped $v$ model. How far outside the pixel range do the
 # unclipped predictions go, and what does it do to the final images?
 
 # %%
@@ -180,37 +184,45 @@ print(
     f"real digits : mean {real.mean().item():+.3f}, {(real < -0.9).float().mean().item():.0%} background, "
     f"{(real.abs() > 0.99).float().mean().item():.0%} of pixels at +-1"
 )
+eps_net, eps_schedule, _ = load_trained(SHIPPED_EPS)
 stats = {}
-for clip in (True, False):
-    x, traj = sample(
-        model,
-        schedule,
-        labels20,
-        steps=25,
-        clip_x0=clip,
-        generator=torch.Generator().manual_seed(0),
-        trajectory=True,
-    )
-    peak = max(e["x0_pred"].abs().max().item() for e in traj)
-    first = traj[0]["x0_pred"].abs().max().item()
-    # share of pixels that are (nearly) black background
-    background = (x < -0.9).float().mean().item()
-    saturated = (
-        (x.abs() > 0.99).float().mean()
-    ).item()  # share of pixels at the ends of the range, +-1
-    stats[clip] = x
+for name, net, sched in (
+    ("eps", eps_net, eps_schedule),
+    ("v", model, schedule),
+):
+    for clip in (True, False):
+        x, traj = sample(
+            net,
+            sched,
+            labels20,
+            steps=25,
+            clip_x0=clip,
+            generator=torch.Generator().manual_seed(0),
+            trajectory=True,
+        )
+        peak = max(e["x0_pred"].abs().max().item() for e in traj)
+        first = traj[0]["x0_pred"].abs().max().item()
+        # share of pixels that are (nearly) black background
+        background = (x < -0.9).float().mean().item()
+        saturated = (
+            (x.abs() > 0.99).float().mean()
+        ).item()  # share of pixels at the ends of the range, +-1
+        stats[name, clip] = x
+        print(
+            f"{name:>3} model, clip {str(clip):5}: |x0_pred| at t = 1000 up to {first:8.2f}, "
+            f"largest over all steps {peak:8.2f}"
+        )
+        print(
+            f"   final images: mean {x.mean().item():+.3f}, {background:.0%} background, "
+            f"{saturated:.0%} of pixels at +-1"
+        )
+    gap = (stats[name, True] - stats[name, False]).abs().mean().item()
     print(
-        f"clip {str(clip):5}: |x0_pred| at t = 1000 up to {first:7.2f}, largest over all steps {peak:7.2f}"
+        f"{name:>3} model: mean |difference| between the two sets of final images: {gap:.3f}"
     )
-    print(
-        f"   final images: mean {x.mean().item():+.3f}, {background:.0%} background, {saturated:.0%} of pixels at +-1"
-    )
-print(
-    f"mean |difference| between the two sets of final images: {(stats[True] - stats[False]).abs().mean().item():.3f}"
-)
-fig, (ax1, ax2) = new_figure(1, 2, size=(8, 2.2))
-show_images(ax1, stats[True], nrow=10, title="clipped")
-show_images(ax2, stats[False], nrow=10, title="not clipped")
+fig, axes = new_figure(2, 2, size=(8, 4.2))
+for ax, key in zip(axes.flat, stats):
+    show_images(ax, stats[key], nrow=10, title=f"{key[0]} model, clipped: {key[1]}")
 
 # %% [markdown]
 # **Try it:** repeat section 4 with `steps=10` and with `steps=100`. Does clipping matter more or less

@@ -112,7 +112,7 @@ if HAVE_DIFFUSERS:
 #
 # ## 3. Lesson 06's update against `DDIMScheduler`
 #
-# Ten digits, guided with $w = 0.5$, 10 trailing steps, the same initial noise, float32.
+# Ten digits, guided with the recommended $w$, 10 trailing steps, the same initial noise, float32.
 
 # %%
 if HAVE_DIFFUSERS:
