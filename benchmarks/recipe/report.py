@@ -9,9 +9,9 @@ Reads benchmarks/results/recipe/*.json (written by lever.py and final.py) and wr
   ``small`` preset and its 5-minute twin measured on 1,000 samples (per-class accuracy,
   Fréchet distance with its floor, haze, sampling time);
 - docs/figures/05_seed_spread.md and .json: how far the headline numbers move between
-  training seeds and between sampling seeds, for the ``small`` preset (final.py results
-  ``small_final``, ``small_final_s1``, ...) and its 5-minute configuration (lever.py
-  results ``combo_3600*``);
+  training seeds and between sampling seeds, for the ``small`` recipe predicting eps,
+  which has three training seeds (final.py results ``small_final``, ``small_final_s1``,
+  ...) and its 5-minute configuration (lever.py results ``combo_3600*``);
 - with --figure, docs/figures/05_real_vs_generated.png: ten held-out digits of each
   class beside ten generated ones from checkpoints/small.pt at the recommended guidance.
 """
@@ -47,30 +47,31 @@ ABLATION = [
     ("batch64", "smaller batch", "batch 64, twice the steps", ["batch64_3636*"]),
     (
         "combo",
-        "both: the new `small`",
-        "batch 64 and γ = 2",
+        "both",
+        "batch 64 and γ = 2: the `small` recipe predicting ε",
         ["combo_3600", "combo_3600_s1", "combo_3600_s2"],
     ),
     (
         "ema",
         "longer EMA",
-        "the new `small` with EMA decay 0.999 (eq. 5.5; 0.995)",
+        "the ε recipe with EMA decay 0.999 (eq. 5.5; 0.995)",
         ["ema999_3600*"],
     ),
     (
         "v",
-        "v-prediction",
-        "the new `small` predicting v (eq. 5.6), weight min(SNR, γ) / (SNR + 1)",
+        "v-prediction: the `small` preset",
+        "batch 64 and γ = 2 predicting v (eq. 5.6), weight min(SNR, γ) / (SNR + 1)",
         ["v_3600*"],
     ),
 ]
 
 #: (key, label, result files, one list per training seed: one score per sampling seed)
 SPREAD = [
-    ("small", "`small`, full budget", "final", ["small_final*"]),
+    # the eps recipe: three training seeds, each with two sampling seeds
+    ("small", "`small` predicting ε, full budget", "final", ["small_final*"]),
     (
         "small_5min",
-        "5-minute configuration",
+        "ε, 5-minute configuration",
         "lever",
         ["combo_3600", "combo_3600_s1", "combo_3600_s2"],
     ),
@@ -376,7 +377,11 @@ def main() -> None:
     (FIGURES / "05_seed_spread.md").write_text(table)
     write_json(FIGURES / "05_seed_spread.json", summary)
     print(f"wrote {FIGURES / '05_seed_spread.md'} and .json")
-    results = {k: summarise(f"{k}_final") for k in ("small", "small_5min")}
+    # the shipped v recipe (its results were named when v was a lever)
+    results = {
+        "small": summarise("small_v_final"),
+        "small_5min": summarise("small_v_5min_final"),
+    }
     if any(results.values()):
         (FIGURES / "05_recipe.json").write_text(json.dumps(results, indent=1))
         out = ROOT / "benchmarks" / "results" / "recipe_small.md"
