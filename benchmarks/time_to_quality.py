@@ -31,7 +31,10 @@ from diffusion_lessons.cli import main as cli  # noqa: E402
 from diffusion_lessons.data import load_digits  # noqa: E402
 from diffusion_lessons.lesson02_schedules import make_schedule  # noqa: E402
 from diffusion_lessons.lesson04_unet import UNet  # noqa: E402
-from diffusion_lessons.lesson05_training import config_from_dict  # noqa: E402
+from diffusion_lessons.lesson05_training import (  # noqa: E402
+    config_from_dict,
+    eps_model,
+)
 from diffusion_lessons.lesson06_sampling import digit_labels, sample  # noqa: E402
 from diffusion_lessons.lesson07_classifier import (
     classifier_report,
@@ -44,11 +47,15 @@ from diffusion_lessons.plotting import new_figure, savefig, show_images  # noqa:
 
 
 def load_snapshot(path: Path):
+    """An EMA snapshot as a noise predictor (a v network is wrapped, as lesson 05's
+    ``load_trained`` does), its schedule and the stored state.
+    """
     state = torch.load(path, map_location="cpu", weights_only=True)
     cfg = config_from_dict(state["config"])
     model = UNet(cfg.model)
     model.load_state_dict(state["ema"])
-    return model.eval(), make_schedule(cfg.schedule, cfg.model.T), state
+    schedule = make_schedule(cfg.schedule, cfg.model.T)
+    return eps_model(model.eval(), cfg, schedule), schedule, state
 
 
 def main() -> None:
