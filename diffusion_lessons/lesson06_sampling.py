@@ -530,11 +530,11 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         print(f"{name:>18}: {sec:5.1f} s")
     files.append(savefig(fig_samplers(results), out / "06_samplers.png"))
     # clipping matters for a noise predictor; the shipped model predicts v (ch. 05)
-    clip_model, clip_schedule, name, clip_source = model, schedule, "", source
+    clip_model, clip_schedule, title = model, schedule, ""
     if SHIPPED_EPS.exists():
         clip_model, clip_schedule = load_trained(SHIPPED_EPS)[:2]
-        name = f"{SHIPPED_EPS.name}, predicts eps: "
-        clip_source = f"checkpoint checkpoints/{SHIPPED_EPS.name}"
+        title = f"{SHIPPED_EPS.name}, predicts eps: "
+        print(f"06_clipping.png is drawn by checkpoints/{SHIPPED_EPS.name} (eps).")
     files.append(
         savefig(
             fig_clipping(
@@ -542,13 +542,14 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
                 clip_schedule,
                 digit_labels("0123456789", 2),
                 steps=10 if quick else 50,
-                name=name,
+                name=title,
             ),
             out / "06_clipping.png",
         )
     )
     for f in files:
-        print(f"wrote {f}  ({clip_source if f.name == '06_clipping.png' else source})")
+        print(f"wrote {f}")
+    print(f"Model: {source}.")
     return {
         "timings": {name: sec for name, _, sec in results},
         "files": files,
