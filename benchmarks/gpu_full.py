@@ -40,7 +40,12 @@ from quality import frechet_floor_heldout  # noqa: E402
 from diffusion_lessons.data import load_digits  # noqa: E402
 from diffusion_lessons.lesson02_schedules import make_schedule  # noqa: E402
 from diffusion_lessons.lesson04_unet import UNet  # noqa: E402
-from diffusion_lessons.lesson05_training import PRESETS, eps_model, train  # noqa: E402
+from diffusion_lessons.lesson05_training import (  # noqa: E402
+    PRESETS,
+    eps_model,
+    load_trained,
+    train,
+)
 from diffusion_lessons.lesson06_sampling import digit_labels, sample  # noqa: E402
 from diffusion_lessons.lesson07_classifier import (  # noqa: E402
     background_haze,
@@ -91,19 +96,20 @@ def main() -> None:
                 x = sample(GuidedModel(model, w), schedule, labels, generator=g)
             x = x.float().cpu()
             rep = classifier_report(classifier, x, labels)
+            fd = frechet_distance(*feature_stats(classifier, x), *reference)
             row["w"][f"{w:g}"] = {
                 "accuracy": rep["accuracy"],
                 "per_class": rep["per_class"],
-                "fd": frechet_distance(*feature_stats(classifier, x), *reference),
+                "fd": fd,
+                "fd_ratio": fd / floor,
                 "haze": background_haze(x)["above"],
             }
-            row["w"][f"{w:g}"]["fd_ratio"] = row["w"][f"{w:g}"]["fd"] / floor
         rows.append(row)
         rec = row["w"][f"{RECOMMENDED_W:g}"]
         print(
             f"step {step:6d}  {time.perf_counter() - started:6.0f} s wall  w0 "
             f"{row['w']['0']['accuracy']:.1%}  w{RECOMMENDED_W:g} {rec['accuracy']:.1%}"
-            f"  FD/floor {rec['fd'] / floor:.2f}  haze {rec['haze']:.1%}",
+            f"  FD/floor {rec['fd_ratio']:.2f}  haze {rec['haze']:.1%}",
             flush=True,
         )
         partial = {"floor": floor, "rows": rows}  # kept if the run is cut short
@@ -123,14 +129,10 @@ def main() -> None:
         run = Path(tmp) / "run"
         result = train(cfg, run, device=args.device, callback=evaluate)
         timer.cancel()
-        if not rows or rows[-1]["step"] != result["step"]:
-            state = torch.load(run / "checkpoint.pt", weights_only=False)
-            model = UNet(cfg.model)
-            model.load_state_dict(state["ema"])
-            evaluate(
-                result["step"], eps_model(model.to(args.device).eval(), cfg, schedule)
-            )
-            rows[-1]["train_seconds"] = state["seconds"]
+        if not rows or rows[-1]["step"] != result["step"]:  # stopped between snapshots
+            model, _, _ = load_trained(run / "checkpoint.pt", device=args.device)
+            evaluate(result["step"], model)
+            rows[-1]["train_seconds"] = result["seconds"]
         for row in rows:  # the loop's own clock: seconds spent in training steps
             snap = run / "snapshots" / f"ema_{row['step']:06d}.pt"
             if snap.exists():
