@@ -16,11 +16,13 @@ busy machine makes a run slower but not different.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
 
 import torch
+from attention import loading, use_attention
 from quality import measure
 
 from diffusion_lessons.lesson04_unet import UNetConfig
@@ -34,6 +36,7 @@ BASE = dataclasses.replace(PRESETS["small"], prediction="eps")
 
 def config(overrides: dict, seed: int = 0):
     overrides = dict(overrides)
+    overrides.pop("attention", None)  # not a TrainConfig field: attention.py
     if "model" in overrides:
         model = {**dataclasses.asdict(BASE.model), **overrides["model"]}
         overrides["model"] = UNetConfig(**model)
@@ -59,7 +62,10 @@ def loss_curve(losses: list[float], every: int = 100) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
-    parser.add_argument("overrides", help="JSON object of TrainConfig fields")
+    parser.add_argument(
+        "overrides",
+        help='JSON object of TrainConfig fields (and "attention": true, attention.py)',
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-digit", type=int, default=50)
     parser.add_argument(
@@ -78,11 +84,15 @@ def main() -> None:
     else:
         cfg = config(overrides, args.seed)
         run = ROOT / "runs" / "recipe" / args.name
-        r = train(cfg, run, overwrite=True, progress=False)
+        with (
+            use_attention() if overrides.get("attention") else contextlib.nullcontext()
+        ):
+            r = train(cfg, run, overwrite=True, progress=False)
     torch.set_num_threads(2)
-    q = measure(
-        run / "checkpoint.pt", seed=args.sampling_seed, per_digit=args.per_digit
-    )
+    with loading(run / "checkpoint.pt"):
+        q = measure(
+            run / "checkpoint.pt", seed=args.sampling_seed, per_digit=args.per_digit
+        )
     result = {
         "name": args.name,
         "overrides": overrides,

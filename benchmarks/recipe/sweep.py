@@ -33,6 +33,7 @@ from pathlib import Path
 from unittest import mock
 
 import torch
+from attention import loading
 from quality import PROTOCOL_W, frechet_floor_heldout
 
 import diffusion_lessons.lesson06_sampling as l6
@@ -77,7 +78,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
     torch.set_num_threads(2)
-    model, schedule, _ = load_trained(args.checkpoint)
+    with loading(args.checkpoint):  # lesson 04's U-Net, or attention.py's
+        model, schedule, _ = load_trained(args.checkpoint)
     classifier = load_classifier()
     held_x, _ = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28)
     train_x, _ = load_digits("mnist-5k", "train")
