@@ -67,7 +67,7 @@ def rows_for(label: str, names: list[str]) -> tuple[list[str], list[dict]]:
         out.append(
             f"| {label} | {setting_label(setting)} | {len(runs)} | {per_run[0]['n']} | "
             f"{cell(col['acc'], '.1%')} | {cell(col['worst'], '.0%')} | "
-            f"{cell(col['fd'], '.2f')} | {cell(col['haze'], '.1%')} | "
+            f"{cell(col['fd'], '.2f')} | {cell(col['haze'], '.2%')} | "
             f"{mean(col['sec']):.1f} |"
         )
     return out, facts
