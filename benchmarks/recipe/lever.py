@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from attention import loading, use_attention
+from noise_levels import use_edm_levels
 from quality import measure
 
 from diffusion_lessons.lesson04_unet import UNetConfig
@@ -36,7 +37,8 @@ BASE = dataclasses.replace(PRESETS["small"], prediction="eps")
 
 def config(overrides: dict, seed: int = 0):
     overrides = dict(overrides)
-    overrides.pop("attention", None)  # not a TrainConfig field: attention.py
+    overrides.pop("attention", None)  # not TrainConfig fields: attention.py,
+    overrides.pop("noise_levels", None)  # noise_levels.py
     if "model" in overrides:
         model = {**dataclasses.asdict(BASE.model), **overrides["model"]}
         overrides["model"] = UNetConfig(**model)
@@ -64,7 +66,8 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument(
         "overrides",
-        help='JSON object of TrainConfig fields (and "attention": true, attention.py)',
+        help='JSON object of TrainConfig fields (and "attention": true, attention.py; '
+        '"noise_levels": "edm", noise_levels.py)',
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-digit", type=int, default=50)
@@ -84,9 +87,11 @@ def main() -> None:
     else:
         cfg = config(overrides, args.seed)
         run = ROOT / "runs" / "recipe" / args.name
-        with (
-            use_attention() if overrides.get("attention") else contextlib.nullcontext()
-        ):
+        with contextlib.ExitStack() as levers:  # attention.py, noise_levels.py
+            if overrides.get("attention"):
+                levers.enter_context(use_attention())
+            if overrides.get("noise_levels") == "edm":
+                levers.enter_context(use_edm_levels())
             r = train(cfg, run, overwrite=True, progress=False)
     torch.set_num_threads(2)
     with loading(run / "checkpoint.pt"):

@@ -1,6 +1,8 @@
-"""benchmarks/recipe/attention.py, the attention lever: its U-Net must start as lesson
-04's (so the lever changes the architecture, not the starting point), and a checkpoint
-trained with it must load only with it.
+"""The recipe levers that are not part of the course (benchmarks/recipe/).
+
+attention.py: its U-Net must start as lesson 04's (so the lever changes the
+architecture, not the starting point), and a checkpoint trained with it must load only
+with it. noise_levels.py: the drawn steps must follow EDM's log-normal in sigma(t).
 """
 
 import dataclasses
@@ -12,6 +14,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import diffusion_lessons.lesson05_training as l5
+from diffusion_lessons.lesson02_schedules import make_schedule
 from diffusion_lessons.lesson04_unet import UNet
 from diffusion_lessons.lesson05_training import (
     PRESETS,
@@ -22,6 +26,7 @@ from diffusion_lessons.lesson05_training import (
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks" / "recipe"))
 import attention  # noqa: E402
+import noise_levels  # noqa: E402
 
 TINY = PRESETS["tiny"].model
 
@@ -66,3 +71,48 @@ def test_an_attention_checkpoint_loads_only_with_attention(tmp_path):
     with attention.loading(plain):
         model, _, _ = load_trained(plain)
     assert not any(isinstance(m, attention.MidAttention) for m in model.modules())
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    name=st.sampled_from(["linear", "cosine", "sigmoid"]),
+    T=st.integers(50, 1000),
+)
+def test_edm_steps_put_each_drawn_sigma_on_the_first_step_that_reaches_it(
+    seed, name, T
+):
+    schedule = make_schedule(name, T)
+    ab = schedule.alpha_bar.double()
+    sigma = ((1 - ab) / ab).sqrt()  # (T + 1,), increasing in t
+    g = torch.Generator().manual_seed(seed)
+    drawn = (
+        noise_levels.P_MEAN + noise_levels.P_STD * torch.randn(500, generator=g)
+    ).exp()
+    t = noise_levels.edm_steps(schedule, 500, torch.Generator().manual_seed(seed))
+    assert t.dtype == torch.long and t.min() >= 1 and t.max() <= T
+    inside = (drawn.double() > sigma[1]) & (drawn.double() <= sigma[T])
+    assert (sigma[t[inside]] >= drawn[inside].double() * (1 - 1e-9)).all()
+    assert (sigma[t[inside] - 1] < drawn[inside].double() * (1 + 1e-9)).all()
+    assert (t[drawn.double() <= sigma[1]] == 1).all()
+
+
+def test_the_edm_lever_swaps_only_how_t_is_drawn():
+    cfg = dataclasses.replace(PRESETS["tiny"], prediction="v", min_snr_gamma=None)
+    schedule = make_schedule(cfg.schedule, cfg.model.T)
+    torch.manual_seed(0)
+    net = UNet(cfg.model)
+    x0 = torch.rand((6, 1, 28, 28)) * 2 - 1
+    labels = torch.arange(6)
+    args = (net, x0, labels, schedule, 0.0)
+    with noise_levels.use_edm_levels():
+        edm = l5.training_loss(*args, torch.Generator().manual_seed(3), None, "v")
+    # the same loss by hand: the EDM steps, then lesson 05's per-image v loss
+    g = torch.Generator().manual_seed(3)
+    t = noise_levels.edm_steps(schedule, 6, g)
+    eps = torch.randn(x0.shape, generator=g)
+    xt = l5.q_sample(x0, t, schedule, eps=eps)
+    pred = net(xt, t, labels)
+    by_hand = l5.per_image_loss(pred, x0, eps, t, schedule, None, "v").mean()
+    assert torch.allclose(edm, by_hand)
+    assert l5.training_loss is not noise_levels.edm_training_loss  # restored

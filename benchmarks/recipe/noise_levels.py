@@ -1,0 +1,52 @@
+"""The EDM lever: train on EDM's noise levels instead of t ~ U{1..T}.
+
+Karras et al. 2022 (EDM) draw the noise level of each training image from a log-normal,
+ln sigma ~ N(P_mean, P_std^2) with P_mean = -1.2, P_std = 1.2, and weight the loss so
+that the network's own output has unit weight. In lesson 02's terms an image at step t
+has sigma(t) = sqrt((1 - alpha_bar_t) / alpha_bar_t) (x_t / sqrt(alpha_bar_t) = x0 +
+sigma eps), so a drawn sigma becomes the first step whose sigma(t) reaches it. EDM's
+preconditioning with sigma_data = 1 is lesson 05's v-prediction (eq. 5.6), and its
+weight is then the plain v loss: the lever is '{"prediction": "v", "min_snr_gamma":
+null, "noise_levels": "edm"}'. (EDM's sigma_data = 0.5 would need another output
+scaling; not measured.) ``use_edm_levels()`` swaps lesson 05's ``training_loss`` for
+``edm_training_loss`` while a lever trains.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import torch
+
+import diffusion_lessons.lesson05_training as l5
+from diffusion_lessons.lesson01_forward_noise import q_sample
+
+P_MEAN, P_STD = -1.2, 1.2
+
+
+def edm_steps(schedule, n: int, generator=None) -> torch.Tensor:
+    """n steps t in 1..T (n,) whose sigma(t) follows EDM's log-normal."""
+    ab = schedule.alpha_bar[1:].double()  # (T,) steps 1..T
+    log_sigma = 0.5 * torch.log((1 - ab) / ab)  # increasing in t
+    drawn = P_MEAN + P_STD * torch.randn(n, generator=generator).double()
+    return torch.searchsorted(log_sigma, drawn).clamp(max=schedule.T - 1) + 1
+
+
+def edm_training_loss(
+    model, x0, labels, schedule, p_uncond=0.1, generator=None, min_snr_gamma=None,
+    prediction="eps",
+):  # fmt: skip
+    """Lesson 05's ``training_loss`` with t drawn by ``edm_steps``."""
+    t = edm_steps(schedule, x0.shape[0], generator).to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, C, H, W)
+    xt = q_sample(x0, t, schedule, eps=eps)  # eq. 5.1
+    labels = l5.drop_labels(labels, p_uncond, model.config.num_classes, generator)
+    pred = model(xt, t, labels)  # (B, C, H, W)
+    return l5.per_image_loss(
+        pred, x0, eps, t, schedule, min_snr_gamma, prediction
+    ).mean()
+
+
+def use_edm_levels():
+    """While active, lesson 05 trains with ``edm_training_loss``."""
+    return mock.patch.object(l5, "training_loss", edm_training_loss)
