@@ -38,7 +38,10 @@ BASE = dataclasses.replace(PRESETS["small"], prediction="eps")
 def config(overrides: dict, seed: int = 0):
     overrides = dict(overrides)
     overrides.pop("attention", None)  # not TrainConfig fields: attention.py,
-    overrides.pop("noise_levels", None)  # noise_levels.py
+    if overrides.pop("noise_levels", "edm") != "edm":  # noise_levels.py
+        raise SystemExit(
+            'lever.py: "noise_levels" can only be "edm" (noise_levels.py).'
+        )
     if "model" in overrides:
         model = {**dataclasses.asdict(BASE.model), **overrides["model"]}
         overrides["model"] = UNetConfig(**model)
