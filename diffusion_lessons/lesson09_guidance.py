@@ -260,7 +260,7 @@ def run(
     print(f"{'w':>5} {'accuracy':>9} {'FD':>7} {'floor':>6} {'diversity':>9}")
     for r in rows:
         print(
-            f"{r['w']:5.1f} {r['accuracy']:9.1%} {r['frechet_distance']:7.1f} "
+            f"{r['w']:5g} {r['accuracy']:9.1%} {r['frechet_distance']:7.1f} "
             f"{r['frechet_floor']:6.1f} {r['diversity']:9.1f}"
         )
     source = (
