@@ -1,4 +1,5 @@
-"""The recipe levers that are not part of the course (benchmarks/recipe/).
+"""The recipe levers that are not part of the course (benchmarks/recipe/), and
+haze_source.py's one-step measurement.
 
 attention.py: its U-Net must start as lesson 04's (so the lever changes the
 architecture, not the starting point), and a checkpoint trained with it must load only
@@ -23,9 +24,11 @@ from diffusion_lessons.lesson05_training import (
     ema_snapshot,
     load_trained,
 )
+from diffusion_lessons.lesson07_classifier import background_haze
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks" / "recipe"))
 import attention  # noqa: E402
+import haze_source  # noqa: E402
 import noise_levels  # noqa: E402
 
 TINY = PRESETS["tiny"].model
@@ -116,3 +119,22 @@ def test_the_edm_lever_swaps_only_how_t_is_drawn():
     by_hand = l5.per_image_loss(pred, x0, eps, t, schedule, None, "v").mean()
     assert torch.allclose(edm, by_hand)
     assert l5.training_loss is not noise_levels.edm_training_loss  # restored
+
+
+@settings(max_examples=10, deadline=None)
+@given(t=st.integers(1, 1000), name=st.sampled_from(["linear", "cosine", "sigmoid"]))
+def test_one_step_haze_of_a_perfect_noise_predictor_is_the_real_haze(t, name):
+    # an oracle that knows the clean digits answers with the exact noise (eq. 6.1
+    # inverted), so its x0_pred is the digit itself and the haze is the data's own
+    schedule = make_schedule(name, 1000)
+    x0 = torch.full((4, 1, 28, 28), -1.0)
+    x0[:, :, 8:20, 12:16] = 1.0  # a bar of ink on black
+    x0[0, 0, 0, 0] = -0.9  # one grey background pixel: haze 1/4 of one image's
+    labels = torch.arange(4)
+
+    def oracle(xt, tt, y):
+        ab = schedule.alpha_bar[tt].view(-1, 1, 1, 1)
+        return (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+    measured = haze_source.one_step_haze(oracle, schedule, x0, labels, t)
+    assert measured == background_haze(x0)["above"] > 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 from unittest import mock
 
-import torch
 from torch import nn
 
 import diffusion_lessons.lesson05_training as l5
@@ -59,9 +58,8 @@ def use_attention():
 
 def uses_attention(checkpoint) -> bool:
     """True for a checkpoint (run or export) made under ``use_attention``."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    weights = state.get("ema", state.get("model", state))
-    return any(k.startswith("mid.attn.") for k in weights)
+    state = l5.load_checkpoint(checkpoint)  # runs, exports and snapshots all keep "ema"
+    return any(k.startswith("mid.attn.") for k in state["ema"])
 
 
 def loading(checkpoint):
