@@ -1,6 +1,7 @@
 """Time to quality of the ``full`` preset on a GPU.
 
-Run:  python benchmarks/gpu_full.py [--minutes 7] [--every 4000] [--out-dir DIR]
+Run:  python benchmarks/gpu_full.py [--minutes 7] [--every 4000] [--seed 0]
+          [--out-dir DIR] [--name gpu_full]
 
 Trains the ``full`` preset on mnist-5k on the GPU, exactly as ``diffusion-lessons
 train --preset full --dataset mnist-5k`` does, but with EMA snapshots every
@@ -65,6 +66,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=4000)
     parser.add_argument("--preset", default="full", help="a smaller one to try it out")
     parser.add_argument("--steps", type=int, help="default: the preset's")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="training seed (default: the preset's, 0); a second "
+        "seed with --name gpu_full_s1 shows how far one run is from another",
+    )
     parser.add_argument("--device", default="cuda", help="cpu only to try it out")
     parser.add_argument("--per-digit", type=int, default=100)
     parser.add_argument("--out-dir", default="benchmarks/results")
@@ -78,6 +85,8 @@ def main() -> None:
     )
     if args.steps:
         cfg = dataclasses.replace(cfg, steps=args.steps)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
     classifier = load_classifier()
     held_x, _ = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28)
     labels = digit_labels("0123456789", args.per_digit)
@@ -113,7 +122,7 @@ def main() -> None:
             flush=True,
         )
         partial = {"floor": floor, "rows": rows}  # kept if the run is cut short
-        (out / "gpu_full_partial.json").write_text(json.dumps(partial, indent=1))
+        (out / f"{args.name}_partial.json").write_text(json.dumps(partial, indent=1))
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +177,7 @@ def main() -> None:
         )
         for w in rows[0]["w"]
     }
-    (out / "gpu_full_partial.json").unlink()
+    (out / f"{args.name}_partial.json").unlink()
     (out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
     (out / f"{args.name}.md").write_text(markdown(report))
     print((out / f"{args.name}.md").read_text())
@@ -213,7 +222,8 @@ def markdown(r: dict) -> str:
         f"{r['gpu']} "
         f"(PyTorch {r['torch']}), mnist-5k: {r['steps_done']:,} steps in "
         f"{r['train_seconds']:.0f} s of training ({r['images_per_second']:,.0f} "
-        f"images/s; {r['stopped']}). {r['n']:,} samples per cell (DDIM 50, seed 0), "
+        f"images/s; {r['stopped']}; training seed {r['config']['seed']}). "
+        f"{r['n']:,} samples per cell (DDIM 50, seed 0), "
         "read by checkpoints/classifier.pt; Fréchet distance to the 1,000 held-out "
         f"digits over its floor at the same n ({r['floor']:.1f}). First snapshot with "
         f"≥ 99 % and FD ≤ 1.2 × floor: {met}. Last snapshot at w = "

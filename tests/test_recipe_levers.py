@@ -81,18 +81,19 @@ def test_an_attention_checkpoint_loads_only_with_attention(tmp_path):
     seed=st.integers(0, 2**31 - 1),
     name=st.sampled_from(["linear", "cosine", "sigmoid"]),
     T=st.integers(50, 1000),
+    p_mean=st.floats(-3.0, 2.0),
+    p_std=st.floats(0.1, 3.0),
 )
 def test_edm_steps_put_each_drawn_sigma_on_the_first_step_that_reaches_it(
-    seed, name, T
+    seed, name, T, p_mean, p_std
 ):
     schedule = make_schedule(name, T)
     ab = schedule.alpha_bar.double()
     sigma = ((1 - ab) / ab).sqrt()  # (T + 1,), increasing in t
     g = torch.Generator().manual_seed(seed)
-    drawn = (
-        noise_levels.P_MEAN + noise_levels.P_STD * torch.randn(500, generator=g)
-    ).exp()
-    t = noise_levels.edm_steps(schedule, 500, torch.Generator().manual_seed(seed))
+    drawn = (p_mean + p_std * torch.randn(500, generator=g).double()).exp()
+    g = torch.Generator().manual_seed(seed)
+    t = noise_levels.edm_steps(schedule, 500, g, p_mean, p_std)
     assert t.dtype == torch.long and t.min() >= 1 and t.max() <= T
     inside = (drawn.double() > sigma[1]) & (drawn.double() <= sigma[T])
     assert (sigma[t[inside]] >= drawn[inside].double() * (1 - 1e-9)).all()
@@ -100,25 +101,30 @@ def test_edm_steps_put_each_drawn_sigma_on_the_first_step_that_reaches_it(
     assert (t[drawn.double() <= sigma[1]] == 1).all()
 
 
-def test_the_edm_lever_swaps_only_how_t_is_drawn():
-    cfg = dataclasses.replace(PRESETS["tiny"], prediction="v", min_snr_gamma=None)
+@pytest.mark.parametrize(
+    "lognormal, gamma",
+    [({}, None), ({"p_mean": -0.4, "p_std": 1.4}, 2.0)],  # EDM's; between EDM and U
+)
+def test_the_noise_level_lever_swaps_only_how_t_is_drawn(lognormal, gamma):
+    cfg = dataclasses.replace(PRESETS["tiny"], prediction="v", min_snr_gamma=gamma)
     schedule = make_schedule(cfg.schedule, cfg.model.T)
     torch.manual_seed(0)
     net = UNet(cfg.model)
     x0 = torch.rand((6, 1, 28, 28)) * 2 - 1
     labels = torch.arange(6)
     args = (net, x0, labels, schedule, 0.0)
-    with noise_levels.use_edm_levels():
-        edm = l5.training_loss(*args, torch.Generator().manual_seed(3), None, "v")
-    # the same loss by hand: the EDM steps, then lesson 05's per-image v loss
+    lesson_loss = l5.training_loss
+    with noise_levels.use_edm_levels(**lognormal):
+        edm = l5.training_loss(*args, torch.Generator().manual_seed(3), gamma, "v")
+    # the same loss by hand: the log-normal's steps, then lesson 05's per-image loss
     g = torch.Generator().manual_seed(3)
-    t = noise_levels.edm_steps(schedule, 6, g)
+    t = noise_levels.edm_steps(schedule, 6, g, **lognormal)
     eps = torch.randn(x0.shape, generator=g)
     xt = l5.q_sample(x0, t, schedule, eps=eps)
     pred = net(xt, t, labels)
-    by_hand = l5.per_image_loss(pred, x0, eps, t, schedule, None, "v").mean()
+    by_hand = l5.per_image_loss(pred, x0, eps, t, schedule, gamma, "v").mean()
     assert torch.allclose(edm, by_hand)
-    assert l5.training_loss is not noise_levels.edm_training_loss  # restored
+    assert l5.training_loss is lesson_loss  # restored
 
 
 @settings(max_examples=10, deadline=None)
@@ -138,3 +144,18 @@ def test_one_step_haze_of_a_perfect_noise_predictor_is_the_real_haze(t, name):
 
     measured = haze_source.one_step_haze(oracle, schedule, x0, labels, t)
     assert measured == background_haze(x0)["above"] > 0
+
+
+@pytest.mark.parametrize(
+    "value", ["uniform", {"p_mean": -0.4}, {"p_mean": 0, "p_std": 0}, [-0.4, 1.4]]
+)
+def test_lever_refuses_a_noise_level_it_cannot_train_with_one_line(value):
+    import lever
+
+    with pytest.raises(SystemExit, match='"noise_levels" must be "edm" or'):
+        lever.config({"prediction": "v", "noise_levels": value})
+    assert lever.levels({"p_mean": -0.4, "p_std": 1.4}) == {
+        "p_mean": -0.4,
+        "p_std": 1.4,
+    }
+    assert lever.levels("edm") == {} and lever.levels(None) is None

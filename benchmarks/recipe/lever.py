@@ -38,10 +38,7 @@ BASE = dataclasses.replace(PRESETS["small"], prediction="eps")
 def config(overrides: dict, seed: int = 0):
     overrides = dict(overrides)
     overrides.pop("attention", None)  # not TrainConfig fields: attention.py,
-    if overrides.pop("noise_levels", "edm") != "edm":  # noise_levels.py
-        raise SystemExit(
-            'lever.py: "noise_levels" can only be "edm" (noise_levels.py).'
-        )
+    levels(overrides.pop("noise_levels", None))  # noise_levels.py
     if "model" in overrides:
         model = {**dataclasses.asdict(BASE.model), **overrides["model"]}
         overrides["model"] = UNetConfig(**model)
@@ -53,6 +50,26 @@ def config(overrides: dict, seed: int = 0):
         checkpoint_every=10**6,
         sample_every=10**6,
         **overrides,
+    )
+
+
+def levels(value) -> dict | None:
+    """The log-normal that "noise_levels" asks for: None (uniform t), "edm", or
+    {"p_mean": ..., "p_std": ...}; anything else stops with one line."""
+    if value is None:
+        return None
+    if value == "edm":
+        return {}
+    if (
+        isinstance(value, dict)
+        and set(value) == {"p_mean", "p_std"}
+        and all(isinstance(v, (int, float)) for v in value.values())
+        and value["p_std"] > 0
+    ):
+        return value
+    raise SystemExit(
+        'lever.py: "noise_levels" must be "edm" or {"p_mean": -0.4, "p_std": 1.4} '
+        f"(p_std > 0; noise_levels.py); got {value!r}."
     )
 
 
@@ -70,7 +87,7 @@ def main() -> None:
     parser.add_argument(
         "overrides",
         help='JSON object of TrainConfig fields (and "attention": true, attention.py; '
-        '"noise_levels": "edm", noise_levels.py)',
+        '"noise_levels": "edm" or {"p_mean": ..., "p_std": ...}, noise_levels.py)',
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-digit", type=int, default=50)
@@ -93,8 +110,9 @@ def main() -> None:
         with contextlib.ExitStack() as levers:  # attention.py, noise_levels.py
             if overrides.get("attention"):
                 levers.enter_context(use_attention())
-            if overrides.get("noise_levels") == "edm":
-                levers.enter_context(use_edm_levels())
+            lognormal = levels(overrides.get("noise_levels"))
+            if lognormal is not None:
+                levers.enter_context(use_edm_levels(**lognormal))
             r = train(cfg, run, overwrite=True, progress=False)
     torch.set_num_threads(2)
     with loading(run / "checkpoint.pt"):
