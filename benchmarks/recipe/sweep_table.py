@@ -38,7 +38,11 @@ def cell(values: list[float], fmt: str) -> str:
 
 
 def rows_for(label: str, names: list[str]) -> tuple[list[str], list[dict]]:
-    runs = [json.loads((RESULTS / f"sweep_{n}.json").read_text()) for n in names]
+    files = [RESULTS / f"sweep_{n}.json" for n in names]
+    for f in files:
+        if not f.exists():
+            sys.exit(f"sweep_table.py: no {f.name} in {RESULTS}: run sweep.py for it.")
+    runs = [json.loads(f.read_text()) for f in files]
     settings = []
     for row in runs[0]["rows"]:
         if row["setting"] not in settings:
@@ -80,7 +84,9 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out).resolve()
     default = out == (RESULTS / "sampling_levers.md").resolve()
-    out_arg = "" if default else f" --out {out.relative_to(RESULTS.parents[2])}"
+    root = RESULTS.parents[2]
+    shown = out.relative_to(root) if out.is_relative_to(root) else out
+    out_arg = "" if default else f" --out {shown}"
     lines = [
         "| recipe | sampling | training seeds | samples × sampling seeds | accuracy "
         "| worst class | FD / floor | haze | s per 100 |",
