@@ -14,6 +14,11 @@ scaling; not measured.) ``use_edm_levels()`` swaps lesson 05's ``training_loss``
 The same log-normal with other numbers moves the draws between EDM's and uniform t:
 '"noise_levels": {"p_mean": -0.4, "p_std": 1.4}' keeps the recipe's loss and draws
 t with median 370 (EDM's: 180; uniform: 500) and 38 % above t = 500 (EDM: 16 %).
+
+Run:  .venv/bin/python benchmarks/recipe/noise_levels.py
+writes these facts for the log-normals measured (benchmarks/results/recipe/
+noise_levels.json): median t and the share of draws below t = 100 and above t = 500,
+from 10^6 draws on the small preset's schedule.
 """
 
 from __future__ import annotations
@@ -59,3 +64,44 @@ def use_edm_levels(p_mean: float = P_MEAN, p_std: float = P_STD):
     """While active, lesson 05 trains with ``edm_training_loss`` (this log-normal)."""
     loss = functools.partial(edm_training_loss, p_mean=p_mean, p_std=p_std)
     return mock.patch.object(l5, "training_loss", loss)
+
+
+#: the log-normals measured (lognormal_v.md, edm_v.md) by name
+MEASURED = {
+    "edm": (P_MEAN, P_STD),
+    "lower-t": (-0.4, 1.4),
+    "higher-t": (0.4, 1.4),
+}
+
+
+def facts(schedule, n: int = 10**6) -> dict:
+    """Median t and shares below t = 100 / above t = 500: uniform and MEASURED."""
+    g = torch.Generator().manual_seed(0)
+    draws = {"uniform": torch.randint(1, schedule.T + 1, (n,), generator=g)}
+    for name, (p_mean, p_std) in MEASURED.items():
+        draws[name] = edm_steps(schedule, n, g, p_mean, p_std)
+    return {
+        name: {
+            "median_t": int(t.median()),
+            "below_100": float((t < 100).double().mean()),
+            "above_500": float((t > 500).double().mean()),
+        }
+        for name, t in draws.items()
+    }
+
+
+if __name__ == "__main__":
+    import json
+    from pathlib import Path
+
+    from diffusion_lessons.lesson02_schedules import make_schedule
+    from diffusion_lessons.lesson05_training import PRESETS
+
+    cfg = PRESETS["small"]
+    out = (
+        Path(__file__).resolve().parents[1] / "results" / "recipe" / "noise_levels.json"
+    )
+    out.write_text(
+        json.dumps(facts(make_schedule(cfg.schedule, cfg.model.T)), indent=1)
+    )
+    print(out.read_text())
