@@ -159,3 +159,29 @@ def test_lever_refuses_a_noise_level_it_cannot_train_with_one_line(value):
         "p_std": 1.4,
     }
     assert lever.levels("edm") == {} and lever.levels(None) is None
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    p_mean=st.floats(-2.0, 2.0),
+    p_std=st.floats(0.3, 2.0),
+    t0=st.integers(2, 1000),
+)
+def test_edm_steps_below_a_step_as_often_as_the_log_normal_says(p_mean, p_std, t0):
+    # t < t0 exactly when the drawn ln sigma is at most ln sigma(t0 - 1)
+    schedule = make_schedule("cosine", 1000)
+    ab = schedule.alpha_bar.double()
+    log_sigma = 0.5 * torch.log((1 - ab[t0 - 1]) / ab[t0 - 1])
+    expected = torch.distributions.Normal(p_mean, p_std).cdf(log_sigma).item()
+    g = torch.Generator().manual_seed(0)
+    t = noise_levels.edm_steps(schedule, 100_000, g, p_mean, p_std)
+    assert abs((t < t0).double().mean().item() - expected) < 0.006  # 4 std errors
+
+
+def test_noise_level_facts_are_those_of_the_draws():
+    facts = noise_levels.facts(make_schedule("cosine", 1000), n=100_000)
+    assert abs(facts["uniform"]["below_100"] - 0.099) < 0.005
+    assert abs(facts["uniform"]["above_500"] - 0.5) < 0.006
+    assert facts["lower-t"]["median_t"] < facts["uniform"]["median_t"]
+    assert facts["uniform"]["median_t"] < facts["higher-t"]["median_t"]
+    assert facts["edm"]["below_100"] > facts["lower-t"]["below_100"]
