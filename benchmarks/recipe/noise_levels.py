@@ -11,9 +11,10 @@ null, "noise_levels": "edm"}'. (EDM's sigma_data = 0.5 would need another output
 scaling; not measured.) ``use_edm_levels()`` swaps lesson 05's ``training_loss`` for
 ``edm_training_loss`` while a lever trains.
 
-The same log-normal with other numbers moves the draws between EDM's and uniform t:
-'"noise_levels": {"p_mean": -0.4, "p_std": 1.4}' keeps the recipe's loss and draws
-t with median 370 (EDM's: 180; uniform: 500) and 38 % above t = 500 (EDM: 16 %).
+The same log-normal with other numbers moves the draws between EDM's and uniform t, or
+beyond uniform towards high noise, with the recipe's loss kept:
+'"noise_levels": {"p_mean": -0.4, "p_std": 1.4}' (median t about 370; uniform: 500, EDM's:
+180) or {"p_mean": 0.4, "p_std": 1.4} (median about 620).
 
 Run:  .venv/bin/python benchmarks/recipe/noise_levels.py
 writes these facts for the log-normals measured (benchmarks/results/recipe/
