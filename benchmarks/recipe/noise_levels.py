@@ -13,8 +13,8 @@ scaling; not measured.) ``use_edm_levels()`` swaps lesson 05's ``training_loss``
 
 The same log-normal with other numbers moves the draws between EDM's and uniform t, or
 beyond uniform towards high noise, with the recipe's loss kept:
-'"noise_levels": {"p_mean": -0.4, "p_std": 1.4}' (median t about 370; uniform: 500, EDM's:
-180) or {"p_mean": 0.4, "p_std": 1.4} (median about 620).
+'"noise_levels": {"p_mean": -0.4, "p_std": 1.4}' (median t about 370; uniform: 500,
+EDM's: 180) or {"p_mean": 0.4, "p_std": 1.4} (median about 620).
 
 Run:  .venv/bin/python benchmarks/recipe/noise_levels.py
 writes these facts for the log-normals measured (benchmarks/results/recipe/
