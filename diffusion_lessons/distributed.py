@@ -42,6 +42,7 @@ from .lesson04_unet import UNet, count_parameters
 from .lesson05_training import (
     TrainConfig,
     batch_indices,
+    draw_steps,
     drop_labels,
     ema_snapshot,
     ema_update,
@@ -90,15 +91,16 @@ def shard_loss(
     generator: torch.Generator | None = None,
     min_snr_gamma: float | None = None,
     prediction: str = "eps",
+    noise_levels: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Eq. 10.5: lesson 05's loss on the ``rows`` of the global batch x0 (B, C, H, W).
 
-    The random draws are those of ``diffusion_loss`` for the whole batch, in its order,
+    The random draws are those of ``training_loss`` for the whole batch, in its order,
     so every process consumes the generator identically and sees the noise a single
     process would.
     """
     B = x0.shape[0]
-    t = torch.randint(1, schedule.T + 1, (B,), generator=generator)  # t ~ U{1..T}
+    t = draw_steps(schedule, B, generator, noise_levels)  # (B,) eq. 5.1 or 5.8
     eps = torch.randn(x0.shape, generator=generator)  # (B, C, H, W)
     labels = drop_labels(
         labels.cpu(), p_uncond, model_config(model).num_classes, generator
@@ -211,6 +213,7 @@ def train_distributed(
                     gen,
                     cfg.min_snr_gamma,
                     cfg.prediction,
+                    cfg.noise_levels,
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()  # DDP averages the gradients here (eq. 10.6)

@@ -8,16 +8,17 @@ import signal
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffusion_lessons.lesson02_schedules import linear_schedule
+from diffusion_lessons.lesson02_schedules import linear_schedule, make_schedule
 from diffusion_lessons.lesson04_unet import UNET_PRESETS, UNet, UNetConfig
 from diffusion_lessons.lesson05_training import (
     PRESETS,
     CheckpointError,
     TrainConfig,
     diffusion_loss,
+    draw_steps,
     drop_labels,
     ema_update,
     learning_rate,
@@ -327,3 +328,85 @@ def test_the_training_loss_is_the_taught_loss(seed, gamma, p_uncond):
         for f in (diffusion_loss, training_loss)
     )
     assert torch.equal(taught, trained)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    name=st.sampled_from(["linear", "cosine", "sigmoid"]),
+    T=st.integers(50, 1000),
+    mean=st.floats(-3.0, 2.0),
+    std=st.floats(0.1, 3.0),
+)
+def test_drawn_steps_put_each_drawn_sigma_on_the_first_step_that_reaches_it(
+    seed, name, T, mean, std
+):
+    """Eq. 5.8: sigma(t - 1) < drawn sigma <= sigma(t) wherever the schedule reaches."""
+    schedule = make_schedule(name, T)
+    ab = schedule.alpha_bar.double()
+    sigma = ((1 - ab) / ab).sqrt()  # (T + 1,), increasing in t
+    g = torch.Generator().manual_seed(seed)
+    drawn = (mean + std * torch.randn(500, generator=g).double()).exp()
+    g = torch.Generator().manual_seed(seed)
+    t = draw_steps(schedule, 500, g, (mean, std))
+    assert t.dtype == torch.long and t.min() >= 1 and t.max() <= T
+    inside = (drawn > sigma[1]) & (drawn <= sigma[T])
+    assert (sigma[t[inside]] >= drawn[inside] * (1 - 1e-9)).all()
+    assert (sigma[t[inside] - 1] < drawn[inside] * (1 + 1e-9)).all()
+    assert (t[drawn <= sigma[1]] == 1).all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(mean=st.floats(-2.0, 2.0), std=st.floats(0.3, 2.0), t0=st.integers(2, 1000))
+def test_drawn_steps_fall_below_a_step_as_often_as_the_log_normal_says(mean, std, t0):
+    # t < t0 exactly when the drawn ln sigma is at most ln sigma(t0 - 1)
+    schedule = make_schedule("cosine", 1000)
+    ab = schedule.alpha_bar.double()
+    log_sigma = 0.5 * torch.log((1 - ab[t0 - 1]) / ab[t0 - 1])
+    expected = torch.distributions.Normal(mean, std).cdf(log_sigma).item()
+    g = torch.Generator().manual_seed(0)
+    t = draw_steps(schedule, 100_000, g, (mean, std))
+    assert abs((t < t0).double().mean().item() - expected) < 0.006  # 4 std errors
+
+
+@pytest.mark.parametrize("noise_levels", [None, (-1.2, 1.2), (0.4, 1.4)])
+def test_the_noise_levels_change_only_how_t_is_drawn(noise_levels):
+    """training_loss with any noise_levels is eqs. 5.1, 5.6 and 5.3 with draw_steps's t;
+    None draws t ~ U{1..T}, as diffusion_loss does."""
+    from diffusion_lessons.lesson01_forward_noise import q_sample
+    from diffusion_lessons.lesson05_training import per_image_loss, training_loss
+
+    schedule = make_schedule("cosine", 1000)
+    torch.manual_seed(0)
+    net = UNet(MICRO)
+    x0 = torch.rand((6, 1, 28, 28)) * 2 - 1
+    labels = torch.arange(6)
+    loss = training_loss(
+        net, x0, labels, schedule, 0.0, torch.Generator().manual_seed(3), 2.0, "v",
+        noise_levels,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(3)
+    t = draw_steps(schedule, 6, g, noise_levels)
+    if noise_levels is None:
+        g = torch.Generator().manual_seed(3)
+        assert torch.equal(t, torch.randint(1, 1001, (6,), generator=g))
+    eps = torch.randn(x0.shape, generator=g)
+    pred = net(q_sample(x0, t, schedule, eps=eps), t, labels)
+    by_hand = per_image_loss(pred, x0, eps, t, schedule, 2.0, "v").mean()
+    assert torch.allclose(loss, by_hand)
+
+
+def test_a_malformed_noise_level_is_refused():
+    for bad in ((0.4, 0.0), (0.4, -1.0), (0.4,)):
+        with pytest.raises(ValueError, match="noise_levels must be None"):
+            TrainConfig(noise_levels=bad)
+    # a checkpoint's config (lists after a round trip through JSON) comes back equal
+    from diffusion_lessons.lesson05_training import config_from_dict, config_to_dict
+
+    cfg = TrainConfig(noise_levels=(0.4, 1.4))
+    d = config_to_dict(cfg)
+    d["noise_levels"] = list(d["noise_levels"])
+    assert config_from_dict(d) == cfg
+    old = config_to_dict(TrainConfig())
+    del old["noise_levels"]  # written before the field existed: uniform t
+    assert config_from_dict(old).noise_levels is None

@@ -390,11 +390,12 @@ def test_unknown_scheduler_is_one_clear_line():
     nproc=st.integers(1, 4),
     seed=st.integers(0, 2**31),
     prediction=st.sampled_from(["eps", "v"]),
+    levels=st.sampled_from([None, (0.4, 1.4)]),
 )
-def test_shards_average_to_the_single_process_loss(B, nproc, seed, prediction):
+def test_shards_average_to_the_single_process_loss(B, nproc, seed, prediction, levels):
     """Eqs. 10.5-10.6: the mean of the shard losses is lesson 05's training loss on the
-    batch, for either target, and every shard consumes the generator as one process
-    would."""
+    batch, for either target and either draw of t, and every shard consumes the
+    generator as one process would."""
 
     B *= nproc
     sch = make_schedule("cosine", MICRO.T)
@@ -403,12 +404,14 @@ def test_shards_average_to_the_single_process_loss(B, nproc, seed, prediction):
     x0, y = torch.rand(B, 1, 28, 28) * 2 - 1, torch.randint(0, 10, (B,))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        full = training_loss(net, x0, y, sch, 0.3, g, 5.0, prediction)
+        full = training_loss(net, x0, y, sch, 0.3, g, 5.0, prediction, levels)
         parts = []
         for r in range(nproc):
             gr = torch.Generator().manual_seed(seed)
             rows = shard(B, r, nproc)
-            parts.append(shard_loss(net, x0, y, sch, rows, 0.3, gr, 5.0, prediction))
+            parts.append(
+                shard_loss(net, x0, y, sch, rows, 0.3, gr, 5.0, prediction, levels)
+            )
             assert torch.equal(gr.get_state(), g.get_state())
     torch.testing.assert_close(torch.stack(parts).mean(), full, rtol=1e-5, atol=1e-6)
 

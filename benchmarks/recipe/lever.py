@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from attention import loading, use_attention
-from noise_levels import use_edm_levels
+from noise_levels import P_MEAN, P_STD
 from quality import measure
 
 from diffusion_lessons.lesson04_unet import UNetConfig
@@ -31,14 +31,16 @@ from diffusion_lessons.lesson05_training import PRESETS, train
 
 ROOT = Path(__file__).resolve().parents[2]
 #: what every lever changes: the ``small`` preset as it was when the ablation began,
-#: predicting eps (the preset predicts v since that lever paid; '{"prediction": "v"}')
-BASE = dataclasses.replace(PRESETS["small"], prediction="eps")
+#: predicting eps with t ~ U{1..T} (the preset predicts v and draws higher noise levels
+#: since those levers paid: '{"prediction": "v", "noise_levels": {"p_mean": 0.4,
+#: "p_std": 1.4}}')
+BASE = dataclasses.replace(PRESETS["small"], prediction="eps", noise_levels=None)
 
 
 def config(overrides: dict, seed: int = 0):
     overrides = dict(overrides)
-    overrides.pop("attention", None)  # not TrainConfig fields: attention.py,
-    levels(overrides.pop("noise_levels", None))  # noise_levels.py
+    overrides.pop("attention", None)  # not a TrainConfig field: attention.py
+    overrides["noise_levels"] = levels(overrides.get("noise_levels"))
     if "model" in overrides:
         model = {**dataclasses.asdict(BASE.model), **overrides["model"]}
         overrides["model"] = UNetConfig(**model)
@@ -53,20 +55,20 @@ def config(overrides: dict, seed: int = 0):
     )
 
 
-def levels(value) -> dict | None:
-    """The log-normal that "noise_levels" asks for: None (uniform t), "edm", or
-    {"p_mean": ..., "p_std": ...}; anything else stops with one line."""
+def levels(value) -> tuple[float, float] | None:
+    """``TrainConfig.noise_levels`` for what "noise_levels" asks: None (uniform t),
+    "edm", or {"p_mean": ..., "p_std": ...}; anything else stops with one line."""
     if value is None:
         return None
     if value == "edm":
-        return {}
+        return (P_MEAN, P_STD)
     if (
         isinstance(value, dict)
         and set(value) == {"p_mean", "p_std"}
         and all(isinstance(v, (int, float)) for v in value.values())
         and value["p_std"] > 0
     ):
-        return value
+        return (value["p_mean"], value["p_std"])
     raise SystemExit(
         'lever.py: "noise_levels" must be "edm" or {"p_mean": -0.4, "p_std": 1.4} '
         f"(p_std > 0; noise_levels.py); got {value!r}."
@@ -87,7 +89,7 @@ def main() -> None:
     parser.add_argument(
         "overrides",
         help='JSON object of TrainConfig fields (and "attention": true, attention.py; '
-        '"noise_levels": "edm" or {"p_mean": ..., "p_std": ...}, noise_levels.py)',
+        '"noise_levels": "edm" or {"p_mean": ..., "p_std": ...}: eq. 5.8 of lesson 05)',
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-digit", type=int, default=50)
@@ -107,12 +109,9 @@ def main() -> None:
     else:
         cfg = config(overrides, args.seed)
         run = ROOT / "runs" / "recipe" / args.name
-        with contextlib.ExitStack() as levers:  # attention.py, noise_levels.py
+        with contextlib.ExitStack() as levers:  # attention.py
             if overrides.get("attention"):
                 levers.enter_context(use_attention())
-            lognormal = levels(overrides.get("noise_levels"))
-            if lognormal is not None:
-                levers.enter_context(use_edm_levels(**lognormal))
             r = train(cfg, run, overwrite=True, progress=False)
     torch.set_num_threads(2)
     with loading(run / "checkpoint.pt"):

@@ -1,20 +1,19 @@
-"""The EDM lever: train on EDM's noise levels instead of t ~ U{1..T}.
+"""Noise levels: which steps t training draws, uniform or log-normal in sigma(t).
 
 Karras et al. 2022 (EDM) draw the noise level of each training image from a log-normal,
 ln sigma ~ N(P_mean, P_std^2) with P_mean = -1.2, P_std = 1.2, and weight the loss so
 that the network's own output has unit weight. In lesson 02's terms an image at step t
 has sigma(t) = sqrt((1 - alpha_bar_t) / alpha_bar_t) (x_t / sqrt(alpha_bar_t) = x0 +
-sigma eps), so a drawn sigma becomes the first step whose sigma(t) reaches it. EDM's
-preconditioning with sigma_data = 1 is lesson 05's v-prediction (eq. 5.6), and its
-weight is then the plain v loss: the lever is '{"prediction": "v", "min_snr_gamma":
-null, "noise_levels": "edm"}'. (EDM's sigma_data = 0.5 would need another output
-scaling; not measured.) ``use_edm_levels()`` swaps lesson 05's ``training_loss`` for
-``edm_training_loss`` while a lever trains.
+sigma eps), so a drawn sigma becomes the first step whose sigma(t) reaches it: lesson
+05's ``draw_steps`` (eq. 5.8), ``TrainConfig.noise_levels``. EDM's preconditioning with
+sigma_data = 1 is lesson 05's v-prediction (eq. 5.6), and its weight is then the plain
+v loss: the lever is '{"prediction": "v", "min_snr_gamma": null, "noise_levels":
+"edm"}'. (EDM's sigma_data = 0.5 would need another output scaling; not measured.)
 
 The same log-normal with other numbers moves the draws between EDM's and uniform t, or
 beyond uniform towards high noise, with the recipe's loss kept:
 '"noise_levels": {"p_mean": -0.4, "p_std": 1.4}' (median t about 370; uniform: 500,
-EDM's: 180) or {"p_mean": 0.4, "p_std": 1.4} (median about 620).
+EDM's: 180) or {"p_mean": 0.4, "p_std": 1.4} (median about 620; the small preset's).
 
 Run:  .venv/bin/python benchmarks/recipe/noise_levels.py
 writes these facts for the log-normals measured (benchmarks/results/recipe/
@@ -24,47 +23,11 @@ from 10^6 draws on the small preset's schedule.
 
 from __future__ import annotations
 
-import functools
-from unittest import mock
-
 import torch
 
-import diffusion_lessons.lesson05_training as l5
-from diffusion_lessons.lesson01_forward_noise import q_sample
+from diffusion_lessons.lesson05_training import draw_steps
 
 P_MEAN, P_STD = -1.2, 1.2
-
-
-def edm_steps(
-    schedule, n: int, generator=None, p_mean: float = P_MEAN, p_std: float = P_STD
-) -> torch.Tensor:
-    """n steps t in 1..T (n,) whose sigma(t) follows the log-normal N(p_mean, p_std^2)
-    in ln sigma (EDM's by default)."""
-    ab = schedule.alpha_bar[1:].double()  # (T,) steps 1..T
-    log_sigma = 0.5 * torch.log((1 - ab) / ab)  # increasing in t
-    drawn = p_mean + p_std * torch.randn(n, generator=generator).double()
-    return torch.searchsorted(log_sigma, drawn).clamp(max=schedule.T - 1) + 1
-
-
-def edm_training_loss(
-    model, x0, labels, schedule, p_uncond=0.1, generator=None, min_snr_gamma=None,
-    prediction="eps", p_mean=P_MEAN, p_std=P_STD,
-):  # fmt: skip
-    """Lesson 05's ``training_loss`` with t drawn by ``edm_steps``."""
-    t = edm_steps(schedule, x0.shape[0], generator, p_mean, p_std).to(x0.device)
-    eps = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, C, H, W)
-    xt = q_sample(x0, t, schedule, eps=eps)  # eq. 5.1
-    labels = l5.drop_labels(labels, p_uncond, model.config.num_classes, generator)
-    pred = model(xt, t, labels)  # (B, C, H, W)
-    return l5.per_image_loss(
-        pred, x0, eps, t, schedule, min_snr_gamma, prediction
-    ).mean()
-
-
-def use_edm_levels(p_mean: float = P_MEAN, p_std: float = P_STD):
-    """While active, lesson 05 trains with ``edm_training_loss`` (this log-normal)."""
-    loss = functools.partial(edm_training_loss, p_mean=p_mean, p_std=p_std)
-    return mock.patch.object(l5, "training_loss", loss)
 
 
 #: the log-normals measured (lognormal_v.md, edm_v.md) by name
@@ -80,7 +43,7 @@ def facts(schedule, n: int = 10**6) -> dict:
     g = torch.Generator().manual_seed(0)
     draws = {"uniform": torch.randint(1, schedule.T + 1, (n,), generator=g)}
     for name, (p_mean, p_std) in MEASURED.items():
-        draws[name] = edm_steps(schedule, n, g, p_mean, p_std)
+        draws[name] = draw_steps(schedule, n, g, (p_mean, p_std))
     return {
         name: {
             "median_t": int(t.median()),
