@@ -46,7 +46,7 @@ from .plotting import DIGIT_COLORS, new_figure, savefig, show_images
 
 # : the guidance weight the chapter recommends (section 9.8), the default of
 # `diffusion-lessons sample --guidance`
-RECOMMENDED_W = 0.35
+RECOMMENDED_W = 0.3
 
 # ---------------------------------------------------------------------------
 # Guided noise prediction

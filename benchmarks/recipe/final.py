@@ -1,28 +1,41 @@
 """The shipped recipe measured: a run of the ``small`` preset (or its 5-minute twin),
-scored on 1,000 samples with two sampling seeds.
+scored on 1,000 samples with two sampling seeds, as the book samples: DDIM 50 ending at
+lesson 06's default t_min, without guidance and at chapter 09's recommended weight.
 
-Run:  .venv/bin/python benchmarks/recipe/final.py RUN_FOLDER NAME
+Run:  .venv/bin/python benchmarks/recipe/final.py RUN_FOLDER NAME [--textbook]
 
 RUN_FOLDER holds a finished run (e.g. made by `diffusion-lessons train --preset small
 --dataset mnist-5k --out runs/small`); NAME names the result file
 benchmarks/results/recipe/NAME.json: the run's steps, seconds and images per second,
 and quality.py's numbers for sampling seeds 0 and 1 (100 digits of each class each).
+``--textbook`` scores as the levers are scored instead: the chain to t = 1 at w = 0.5
+(quality.py's protocol; the ``small_final*`` and ``small_v_final*`` results).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
-from quality import measure
+from quality import PROTOCOL_W, measure
+
+from diffusion_lessons.lesson09_guidance import RECOMMENDED_W
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:
-    run, name = Path(sys.argv[1]), sys.argv[2]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a finished run folder")
+    parser.add_argument("name", help="names benchmarks/results/recipe/NAME.json")
+    parser.add_argument(
+        "--textbook", action="store_true", help="the levers' protocol: t_min 1, w 0.5"
+    )
+    args = parser.parse_args()
+    run, name = args.run, args.name
+    w, t_min = (PROTOCOL_W, 1) if args.textbook else (RECOMMENDED_W, None)
     torch.set_num_threads(2)
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     result = {
@@ -31,7 +44,9 @@ def main() -> None:
         "steps": state["step"],
         "seconds": state["seconds"],
         "config": state["config"],
-        "seeds": [measure(run / "checkpoint.pt", seed=s) for s in (0, 1)],
+        "seeds": [
+            measure(run / "checkpoint.pt", seed=s, w=w, t_min=t_min) for s in (0, 1)
+        ],
     }
     out = ROOT / "benchmarks" / "results" / "recipe" / f"{name}.json"
     out.write_text(json.dumps(result, indent=1))

@@ -24,7 +24,7 @@ import torch
 
 from diffusion_lessons.data import load_digits
 from diffusion_lessons.lesson05_training import load_trained
-from diffusion_lessons.lesson06_sampling import digit_labels, sample
+from diffusion_lessons.lesson06_sampling import default_t_min, digit_labels, sample
 from diffusion_lessons.lesson07_classifier import (
     background_haze,
     classifier_report,
@@ -46,7 +46,9 @@ def frechet_floor_heldout(classifier, train_x, reference, n: int) -> tuple[float
     return frechet_distance(*feature_stats(classifier, train_x[pick]), *reference), n
 
 
-def measure(checkpoint, seed: int = 0, per_digit: int = 100, w=PROTOCOL_W) -> dict:
+def measure(
+    checkpoint, seed: int = 0, per_digit: int = 100, w=PROTOCOL_W, t_min: int | None = 1
+) -> dict:
     model, schedule, cfg = load_trained(checkpoint)
     classifier = load_classifier()
     held_x, _ = load_digits("mnist-5k", "test")  # (1000, 1, 28, 28)
@@ -60,6 +62,7 @@ def measure(checkpoint, seed: int = 0, per_digit: int = 100, w=PROTOCOL_W) -> di
         "seed": seed,
         "n": len(labels),
         "w": w,
+        "t_min": default_t_min(schedule.T) if t_min is None else t_min,
         "floor": floor,
         "floor_n": n,
         "real_haze": background_haze(held_x),
@@ -67,8 +70,11 @@ def measure(checkpoint, seed: int = 0, per_digit: int = 100, w=PROTOCOL_W) -> di
     for name, weight in (("w0", 0.0), ("guided", w)):
         g = torch.Generator().manual_seed(seed)
         # t_min = 1: the recipes are compared on the textbook chain (section 6.6's
-        # t_min is a sampling lever of its own, measured by sweep.py)
-        x = sample(GuidedModel(model, weight), schedule, labels, t_min=1, generator=g)
+        # t_min is a sampling lever of its own, measured by sweep.py); None: the book's
+        # end of the chain (final.py scores the shipped recipe as the book samples)
+        x = sample(
+            GuidedModel(model, weight), schedule, labels, t_min=t_min, generator=g
+        )
         rep = classifier_report(classifier, x, labels)
         out[name] = {
             "accuracy": rep["accuracy"],
@@ -82,7 +88,7 @@ def measure(checkpoint, seed: int = 0, per_digit: int = 100, w=PROTOCOL_W) -> di
         GuidedModel(model, w),
         schedule,
         digit_labels("0123456789", 10),
-        t_min=1,
+        t_min=t_min,
         generator=g,
     )
     out["seconds_100_guided"] = time.perf_counter() - start
