@@ -134,10 +134,13 @@ class TrainConfig:
                 "preset uses v."
             )
         if self.noise_levels is not None and (
-            len(self.noise_levels) != 2 or not self.noise_levels[1] > 0
+            len(self.noise_levels) != 2
+            or not all(math.isfinite(x) for x in self.noise_levels)
+            or not self.noise_levels[1] > 0
         ):
             raise ValueError(
-                "noise_levels must be None (uniform t) or (mean, std) with std > 0; "
+                "noise_levels must be None (uniform t) or finite (mean, std) with "
+                "std > 0; "
                 f"got {self.noise_levels!r}. The small preset uses (0.4, 1.4)."
             )
         if self.precision not in ("auto", "fp32", "bf16"):

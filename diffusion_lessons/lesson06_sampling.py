@@ -512,10 +512,9 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         generator=torch.Generator().manual_seed(0),
         trajectory=True,
     )
+    columns = 5 if quick else 8
     files = [
-        savefig(
-            fig_denoising(traj, schedule.T, 5 if quick else 8), out / "06_denoising.png"
-        ),
+        savefig(fig_denoising(traj, schedule.T, columns), out / "06_denoising.png"),
         save_reverse_gif(traj, out / "06_reverse_process.gif"),
     ]
     settings = (
@@ -552,6 +551,7 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
     print(f"Model: {source}.")
     return {
         "timings": {name: sec for name, _, sec in results},
+        "denoising_steps": [e["t"] for e in pick(traj, columns)],  # figure 6.1's
         "files": files,
         "model": source,
     }

@@ -3,6 +3,7 @@ refused clearly.
 """
 
 import dataclasses
+import math
 import os
 import signal
 
@@ -369,10 +370,23 @@ def test_drawn_steps_fall_below_a_step_as_often_as_the_log_normal_says(mean, std
     assert abs((t < t0).double().mean().item() - expected) < 0.006  # 4 std errors
 
 
-@pytest.mark.parametrize("noise_levels", [None, (-1.2, 1.2), (0.4, 1.4)])
-def test_the_noise_levels_change_only_how_t_is_drawn(noise_levels):
-    """training_loss with any noise_levels is eqs. 5.1, 5.6 and 5.3 with draw_steps's t;
-    None draws t ~ U{1..T}, as diffusion_loss does."""
+LEVELS = st.one_of(
+    st.none(), st.tuples(st.floats(-3.0, 2.0), st.floats(0.1, 3.0))
+)  # None: uniform t; else (mean, std) of eq. 5.8
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    noise_levels=LEVELS,
+    seed=st.integers(0, 2**31 - 1),
+    gamma=st.one_of(st.none(), st.floats(0.1, 20.0)),
+    prediction=st.sampled_from(["eps", "v"]),
+)
+def test_the_noise_levels_change_only_how_t_is_drawn(
+    noise_levels, seed, gamma, prediction
+):
+    """training_loss with any noise_levels is eqs. 5.1, 5.2/5.6 and 5.3 with
+    draw_steps's t; None draws t ~ U{1..T} to the bit, as diffusion_loss does."""
     from diffusion_lessons.lesson01_forward_noise import q_sample
     from diffusion_lessons.lesson05_training import per_image_loss, training_loss
 
@@ -382,24 +396,36 @@ def test_the_noise_levels_change_only_how_t_is_drawn(noise_levels):
     x0 = torch.rand((6, 1, 28, 28)) * 2 - 1
     labels = torch.arange(6)
     loss = training_loss(
-        net, x0, labels, schedule, 0.0, torch.Generator().manual_seed(3), 2.0, "v",
-        noise_levels,
+        net, x0, labels, schedule, 0.0, torch.Generator().manual_seed(seed), gamma,
+        prediction, noise_levels,
     )  # fmt: skip
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator().manual_seed(seed)
     t = draw_steps(schedule, 6, g, noise_levels)
     if noise_levels is None:
-        g = torch.Generator().manual_seed(3)
+        g = torch.Generator().manual_seed(seed)
         assert torch.equal(t, torch.randint(1, 1001, (6,), generator=g))
     eps = torch.randn(x0.shape, generator=g)
     pred = net(q_sample(x0, t, schedule, eps=eps), t, labels)
-    by_hand = per_image_loss(pred, x0, eps, t, schedule, 2.0, "v").mean()
+    by_hand = per_image_loss(pred, x0, eps, t, schedule, gamma, prediction).mean()
     assert torch.allclose(loss, by_hand)
 
 
-def test_a_malformed_noise_level_is_refused():
-    for bad in ((0.4, 0.0), (0.4, -1.0), (0.4,)):
+@given(
+    mean=st.floats(allow_nan=True, allow_infinity=True),
+    std=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_noise_levels_are_refused_unless_finite_with_a_positive_std(mean, std):
+    ok = math.isfinite(mean) and math.isfinite(std) and std > 0
+    if ok:
+        assert TrainConfig(noise_levels=(mean, std)).noise_levels == (mean, std)
+    else:
         with pytest.raises(ValueError, match="noise_levels must be None"):
-            TrainConfig(noise_levels=bad)
+            TrainConfig(noise_levels=(mean, std))
+
+
+def test_a_noise_level_config_survives_a_checkpoint():
+    with pytest.raises(ValueError, match="noise_levels must be None"):
+        TrainConfig(noise_levels=(0.4,))
     # a checkpoint's config (lists after a round trip through JSON) comes back equal
     from diffusion_lessons.lesson05_training import config_from_dict, config_to_dict
 

@@ -41,7 +41,7 @@ MEASURED = {
 def facts(schedule, n: int = 10**6) -> dict:
     """Median t and shares below t = 100 / above t = 500: uniform and MEASURED."""
     g = torch.Generator().manual_seed(0)
-    draws = {"uniform": torch.randint(1, schedule.T + 1, (n,), generator=g)}
+    draws = {"uniform": draw_steps(schedule, n, g)}
     for name, (p_mean, p_std) in MEASURED.items():
         draws[name] = draw_steps(schedule, n, g, (p_mean, p_std))
     return {
