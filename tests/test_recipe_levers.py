@@ -96,7 +96,14 @@ def test_one_step_haze_of_a_perfect_noise_predictor_is_the_real_haze(t, name):
 
 
 @pytest.mark.parametrize(
-    "value", ["uniform", {"p_mean": -0.4}, {"p_mean": 0, "p_std": 0}, [-0.4, 1.4]]
+    "value",
+    [
+        "uniform",
+        {"p_mean": -0.4},
+        {"p_mean": 0, "p_std": 0},
+        {"p_mean": float("nan"), "p_std": 1.4},
+        [-0.4, 1.4],
+    ],
 )
 def test_lever_refuses_a_noise_level_it_cannot_train_with_one_line(value):
     import lever

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -65,7 +66,9 @@ def levels(value) -> tuple[float, float] | None:
     if (
         isinstance(value, dict)
         and set(value) == {"p_mean", "p_std"}
-        and all(isinstance(v, (int, float)) for v in value.values())
+        and all(
+            isinstance(v, (int, float)) and math.isfinite(v) for v in value.values()
+        )
         and value["p_std"] > 0
     ):
         return (value["p_mean"], value["p_std"])
