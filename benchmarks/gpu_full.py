@@ -102,7 +102,9 @@ def main() -> None:
         for w in WEIGHTS:
             g = torch.Generator().manual_seed(0)
             with torch.no_grad():
-                x = sample(GuidedModel(model, w), schedule, labels, generator=g)
+                x = sample(
+                    GuidedModel(model, w), schedule, labels, steps=50, generator=g
+                )
             x = x.float().cpu()
             rep = classifier_report(classifier, x, labels)
             fd = frechet_distance(*feature_stats(classifier, x), *reference)

@@ -3,12 +3,12 @@
 Run (on an otherwise idle machine):  .venv/bin/python benchmarks/sampling_speed.py
 
 Each setting draws 100 digits (ten of each class) from checkpoints/small.pt with lesson
-06's ``sample`` and its defaults: DDIM, the chain ending at t = T / 10, the network
-under bf16 autocast where the CPU has fast bfloat16. Guided settings (lesson 09) run
-the conditional and the unconditional pass as one batch of 200, so a guided step costs
-about two plain ones. Each time is the median of --repeats runs after one warm-up, at
-1 and 2 torch threads. Writes benchmarks/results/sampling_speed.{md,json}; about 3
-minutes on 2 cores.
+06's ``sample`` and its defaults: DDIM in 25 steps, the chain ending at t = T / 10,
+the network under bf16 autocast where the CPU has fast bfloat16. Guided settings (lesson
+09) run the conditional and the unconditional pass as one batch of 200, so a guided step
+costs about two plain ones. Each time is the median of --repeats runs after one
+warm-up, at 1 and 2 torch threads. Writes benchmarks/results/sampling_speed.{md,json};
+about 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -24,16 +24,21 @@ from pathlib import Path
 import torch
 
 from diffusion_lessons.lesson05_training import load_trained
-from diffusion_lessons.lesson06_sampling import SHIPPED, digit_labels, sample
+from diffusion_lessons.lesson06_sampling import (
+    DEFAULT_STEPS,
+    SHIPPED,
+    digit_labels,
+    sample,
+)
 from diffusion_lessons.lesson09_guidance import RECOMMENDED_W, GuidedModel
 
 OUT = Path(__file__).resolve().parent / "results" / "sampling_speed.md"
 #: (name, guidance w, DDIM steps, precision)
 SETTINGS = [
-    ("course default", RECOMMENDED_W, 50, "auto"),
-    ("no guidance", 0.0, 50, "auto"),
-    ("25 steps", RECOMMENDED_W, 25, "auto"),
-    ("float32 network", RECOMMENDED_W, 50, "fp32"),
+    ("course default", RECOMMENDED_W, DEFAULT_STEPS, "auto"),
+    ("no guidance", 0.0, DEFAULT_STEPS, "auto"),
+    ("50 steps", RECOMMENDED_W, 50, "auto"),
+    ("float32 network", RECOMMENDED_W, DEFAULT_STEPS, "fp32"),
 ]
 
 

@@ -5,8 +5,9 @@ Run:  .venv/bin/python benchmarks/time_to_quality.py --run runs/small [--train]
 
 With --train it first trains the preset into --run (exactly `diffusion-lessons train
 --preset P --dataset mnist-5k --out RUN`). Then, for every EMA snapshot the run saved,
-it draws ``--per-digit`` digits of each class (DDIM, 50 steps, seed 0) without guidance
-and with the recommended guidance weight, reads them with the course's classifier
+it draws ``--per-digit`` digits of each class (as the book samples: lesson 06's DDIM
+steps ending at t = T / 10, seed 0) without guidance and with the recommended guidance
+weight, reads them with the course's classifier
 (checkpoints/classifier.pt), and measures the guided samples' Fréchet distance to the
 1,000 held-out digits beside its floor at the same n (benchmarks/recipe/quality.py).
 Writes benchmarks/results/time_to_quality_<preset>.md and .json (per-class accuracy,
@@ -35,7 +36,12 @@ from diffusion_lessons.lesson05_training import (  # noqa: E402
     config_from_dict,
     eps_model,
 )
-from diffusion_lessons.lesson06_sampling import digit_labels, sample  # noqa: E402
+from diffusion_lessons.lesson06_sampling import (  # noqa: E402
+    DEFAULT_STEPS,
+    default_t_min,
+    digit_labels,
+    sample,
+)
 from diffusion_lessons.lesson07_classifier import (
     classifier_report,
     feature_stats,
@@ -100,9 +106,7 @@ def main() -> None:
                 GuidedModel(model, w),
                 schedule,
                 labels,
-                steps=50,
-                t_min=1,  # the textbook chain, as the committed results
-                generator=torch.Generator().manual_seed(0),
+                generator=torch.Generator().manual_seed(0),  # as the book samples
             )
             reports.append(classifier_report(classifier, x, labels))
             accs.append(reports[-1]["accuracy"])
@@ -128,8 +132,6 @@ def main() -> None:
                 model,
                 schedule,
                 digit_labels("0123456789", 1),
-                steps=50,
-                t_min=1,  # the textbook chain, as the committed results
                 generator=torch.Generator().manual_seed(1),
             )
         )
@@ -152,7 +154,8 @@ def main() -> None:
         for d in details
     ]
     table.append(
-        f"\n*{len(labels)} samples per row (DDIM 50 steps, seed 0), read by "
+        f"\n*{len(labels)} samples per row (DDIM {DEFAULT_STEPS} steps ending at t = "
+        f"{default_t_min(schedule.T)}, seed 0), read by "
         "checkpoints/classifier.pt; Fréchet distance to the 1,000 held-out digits "
         f"(floor at the same n: {floor:.1f}). Preset {args.preset}, {args.threads} CPU "
         f"threads, run {run}. Made by `python benchmarks/time_to_quality.py --run "
@@ -188,7 +191,8 @@ def main() -> None:
     fig, ax = new_figure(size=(8.5, 0.85 * len(grid) + 0.5))
     show_images(ax, torch.cat(grid), nrow=10, row_labels=[f"step {r[0]}" for r in rows])
     ax.set_title(
-        "EMA weights at each snapshot; same noise in every row (DDIM 50, seed 1)",
+        "EMA weights at each snapshot; same noise in every row "
+        f"(DDIM {DEFAULT_STEPS}, seed 1)",
         fontsize=9,
     )
     savefig(fig, "docs/figures/05_quality_over_training.png")

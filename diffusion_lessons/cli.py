@@ -405,6 +405,7 @@ def add_export_arguments(p) -> None:
 
 
 def add_sample_arguments(p) -> None:
+    from .lesson06_sampling import DEFAULT_STEPS
     from .lesson09_guidance import RECOMMENDED_W
 
     p.add_argument(
@@ -442,8 +443,8 @@ def add_sample_arguments(p) -> None:
     p.add_argument(
         "--steps",
         type=opt.positive_int,
-        default=50,
-        help="DDIM steps, 1..T (default: 50; DDPM always uses all T)",
+        default=DEFAULT_STEPS,
+        help=f"DDIM steps, 1..T (default: {DEFAULT_STEPS}; DDPM always uses all T)",
     )
     p.add_argument(
         "--eta",

@@ -41,7 +41,13 @@ import torch
 from . import options as opt
 from .data import NUM_CLASSES
 from .lesson05_training import load_trained
-from .lesson06_sampling import SHIPPED, digit_labels, load_samples, sample
+from .lesson06_sampling import (
+    DEFAULT_STEPS,
+    SHIPPED,
+    digit_labels,
+    load_samples,
+    sample,
+)
 from .lesson07_classifier import (
     CLASSIFIER_PATH,
     EvaluationError,
@@ -92,8 +98,8 @@ def add_evaluate_arguments(
     parser.add_argument(
         "--steps",
         type=opt.positive_int,
-        default=50,
-        help="DDIM steps, 1..T (default: 50)",
+        default=DEFAULT_STEPS,
+        help=f"DDIM steps, 1..T (default: {DEFAULT_STEPS})",
     )
     parser.add_argument(
         "--t-min",

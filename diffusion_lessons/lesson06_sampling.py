@@ -22,7 +22,7 @@ alpha_bar_t) beta_t):
     (6.4)   x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_t) +
                 sigma_t z
 
-With eta = 0 the update is deterministic and can skip steps: 50 steps instead of 1,000.
+With eta = 0 the update is deterministic and can skip steps: 25 steps instead of 1,000.
 Clipping x0_pred to [-1, 1] (and recomputing eps_pred from it) keeps early, wild guesses
 in the range real images live in; without it samples often end as saturated noise.
 
@@ -54,6 +54,9 @@ SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "small.pt"
 #: predictor, whose x0_pred (eq. 6.1) can leave the pixel range
 SHIPPED_EPS = SHIPPED.with_name("small-eps.pt")
 SAMPLERS = ("ddpm", "ddim", "dpm++2m")
+#: DDIM's steps unless told otherwise: for the shipped model 25 read as many digits
+#: right as 50, at the same distance and haze (section 6.6), for half the network calls
+DEFAULT_STEPS = 25
 
 # ---------------------------------------------------------------------------
 # One reverse step
@@ -169,7 +172,7 @@ def sample(
     labels: torch.Tensor,
     *,
     sampler: str = "ddim",
-    steps: int = 50,
+    steps: int = DEFAULT_STEPS,
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     clip_x0: bool = True,
@@ -508,7 +511,7 @@ def run(out: Path | str = "figures", *, quick: bool = False) -> dict:
         schedule,
         labels,
         sampler="ddim",
-        steps=50,
+        steps=DEFAULT_STEPS,
         generator=torch.Generator().manual_seed(0),
         trajectory=True,
     )

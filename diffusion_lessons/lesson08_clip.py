@@ -47,7 +47,7 @@ from torch import nn
 from . import CourseError
 from .data import NUM_CLASSES, cache_dir, load_digits
 from .lesson05_training import checkpoint_kind, diffusion_loss, load_trained
-from .lesson06_sampling import SHIPPED, digit_labels, sample
+from .lesson06_sampling import DEFAULT_STEPS, SHIPPED, digit_labels, sample
 from .lesson07_classifier import (
     CHECKPOINTS,
     KIND_NAMES,
@@ -520,7 +520,7 @@ def rerank_experiment(
     clip: Clip,
     per_digit: int = 8,
     candidates: int = 4,
-    steps: int = 50,
+    steps: int = DEFAULT_STEPS,
     seed: int = 0,
 ) -> dict:
     """Draw ``per_digit * candidates`` samples per digit, keep the best ``per_digit`` by

@@ -35,7 +35,7 @@ from torch import nn
 
 from .data import load_digits
 from .lesson05_training import load_trained
-from .lesson06_sampling import SHIPPED, digit_labels, sample
+from .lesson06_sampling import DEFAULT_STEPS, SHIPPED, digit_labels, sample
 from .lesson07_classifier import (
     diversity,
     evaluate_samples,
@@ -46,7 +46,7 @@ from .plotting import DIGIT_COLORS, new_figure, savefig, show_images
 
 # : the guidance weight the chapter recommends (section 9.8), the default of
 # `diffusion-lessons sample --guidance`
-RECOMMENDED_W = 0.3
+RECOMMENDED_W = 0.25
 
 # ---------------------------------------------------------------------------
 # Guided noise prediction
@@ -101,7 +101,7 @@ def guidance_sweep(
     schedule,
     ws: list[float],
     labels: torch.Tensor,
-    steps: int = 50,
+    steps: int = DEFAULT_STEPS,
     seed: int = 0,
 ) -> dict:
     """Sample ``labels`` once per w from the SAME initial noise (same seed); {w: images
@@ -246,7 +246,7 @@ def run(
     model, schedule, cfg = load_trained(checkpoint)
     classifier = load_classifier()
     ws = [0.0, 1.0, 3.0] if quick else [0.0, RECOMMENDED_W, 1.0, 2.0, 3.0, 5.0]
-    per_digit, steps = (5, 10) if quick else (100, 50)
+    per_digit, steps = (5, 10) if quick else (100, DEFAULT_STEPS)
     labels = digit_labels("0123456789", per_digit)
     real_x, real_y = load_digits("mnist-5k", "test")
     reference = feature_stats(classifier, real_x)  # the held-out digits

@@ -206,8 +206,9 @@ def test_sample_checks_steps_against_T_and_the_output_before_sampling(
     assert code == 2 and "--steps: must lie in 1..1000 (T of" in said
     code, said = run_cli(base + ["--t-min", "1001", "--out", "s.npz"], capsys)
     assert code == 2 and "--t-min: must lie in 1..1000" in said
-    code, said = run_cli(base + ["--t-min", "952", "--out", "s.npz"], capsys)
-    assert code == 2 and "--steps: must lie in 1..49 (T = 1000 of" in said
+    # the default --steps (25) against the 21 levels from t = 980 up to T
+    code, said = run_cli(base + ["--t-min", "980", "--out", "s.npz"], capsys)
+    assert code == 2 and "--steps: must lie in 1..21 (T = 1000 of" in said
     code, said = run_cli(base + ["--out", str(tmp_path / "s.jpg")], capsys)
     assert code == 2 and "must end in .png (a grid) or .npz (arrays)" in said
     (tmp_path / "afile").write_text("")

@@ -1,6 +1,6 @@
 """The shipped recipe measured: a run of the ``small`` preset (or its 5-minute twin),
-scored on 1,000 samples with two sampling seeds, as the book samples: DDIM 50 ending at
-lesson 06's default t_min, without guidance and at chapter 09's recommended weight.
+scored on 1,000 samples with two sampling seeds, as the book samples: DDIM with lesson
+06's default steps and t_min, without guidance and at chapter 09's recommended weight.
 
 Run:  .venv/bin/python benchmarks/recipe/final.py RUN_FOLDER NAME [--textbook]
 
@@ -8,7 +8,7 @@ RUN_FOLDER holds a finished run (e.g. made by `diffusion-lessons train --preset 
 --dataset mnist-5k --out runs/small`); NAME names the result file
 benchmarks/results/recipe/NAME.json: the run's steps, seconds and images per second,
 and quality.py's numbers for sampling seeds 0 and 1 (100 digits of each class each).
-``--textbook`` scores as the levers are scored instead: the chain to t = 1 at w = 0.5
+``--textbook`` scores as the levers are scored instead: 50 steps to t = 1 at w = 0.5
 (quality.py's protocol; the ``small_final*`` and ``small_v_final*`` results).
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from quality import PROTOCOL_W, measure
 
+from diffusion_lessons.lesson06_sampling import DEFAULT_STEPS
 from diffusion_lessons.lesson09_guidance import RECOMMENDED_W
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     run, name = args.run, args.name
-    w, t_min = (PROTOCOL_W, 1) if args.textbook else (RECOMMENDED_W, None)
+    w, t_min, steps = (
+        (PROTOCOL_W, 1, 50) if args.textbook else (RECOMMENDED_W, None, DEFAULT_STEPS)
+    )
     torch.set_num_threads(2)
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     result = {
@@ -45,7 +48,8 @@ def main() -> None:
         "seconds": state["seconds"],
         "config": state["config"],
         "seeds": [
-            measure(run / "checkpoint.pt", seed=s, w=w, t_min=t_min) for s in (0, 1)
+            measure(run / "checkpoint.pt", seed=s, w=w, t_min=t_min, steps=steps)
+            for s in (0, 1)
         ],
     }
     out = ROOT / "benchmarks" / "results" / "recipe" / f"{name}.json"

@@ -2,8 +2,8 @@
 
 Run:  .venv/bin/python benchmarks/recipe/quality.py CHECKPOINT [--seed 0] [--json OUT]
 
-Draws 100 digits of each class (DDIM, 50 steps, sampling seed ``--seed``) without
-guidance and at the recommended guidance weight, and reports, against the 1,000
+Draws 100 digits of each class (DDIM, 50 steps unless told, sampling seed ``--seed``)
+without guidance and at the recommended guidance weight, and reports, against the 1,000
 held-out digits of mnist-5k (which no generator trains on):
 - accuracy and per-class accuracy read by checkpoints/classifier.pt;
 - the Fréchet classifier distance of the guided samples to the held-out digits, beside
@@ -47,7 +47,12 @@ def frechet_floor_heldout(classifier, train_x, reference, n: int) -> tuple[float
 
 
 def measure(
-    checkpoint, seed: int = 0, per_digit: int = 100, w=PROTOCOL_W, t_min: int | None = 1
+    checkpoint,
+    seed: int = 0,
+    per_digit: int = 100,
+    w=PROTOCOL_W,
+    t_min: int | None = 1,
+    steps: int = 50,
 ) -> dict:
     model, schedule, cfg = load_trained(checkpoint)
     classifier = load_classifier()
@@ -63,6 +68,7 @@ def measure(
         "n": len(labels),
         "w": w,
         "t_min": default_t_min(schedule.T) if t_min is None else t_min,
+        "steps": steps,
         "floor": floor,
         "floor_n": n,
         "real_haze": background_haze(held_x),
@@ -73,7 +79,12 @@ def measure(
         # t_min is a sampling lever of its own, measured by sweep.py); None: the book's
         # end of the chain (final.py scores the shipped recipe as the book samples)
         x = sample(
-            GuidedModel(model, weight), schedule, labels, t_min=t_min, generator=g
+            GuidedModel(model, weight),
+            schedule,
+            labels,
+            steps=steps,
+            t_min=t_min,
+            generator=g,
         )
         rep = classifier_report(classifier, x, labels)
         out[name] = {
@@ -88,6 +99,7 @@ def measure(
         GuidedModel(model, w),
         schedule,
         digit_labels("0123456789", 10),
+        steps=steps,
         t_min=t_min,
         generator=g,
     )

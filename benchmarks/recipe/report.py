@@ -268,6 +268,9 @@ def summarise(name: str) -> dict | None:
         "sampling_seeds": len(seeds),
         "w": seeds[0]["w"],
         "t_min": seeds[0].get("t_min", 1),
+        "sampling_steps": seeds[0].get(
+            "steps", 50
+        ),  # DDIM steps (50 before they were kept)
         "w0": mean("w0", "accuracy"),
         "w0_range": [
             min(q["w0"]["accuracy"] for q in seeds),
@@ -330,8 +333,8 @@ def final_table(results: dict) -> str:
                 f"| {label} | " + " | ".join(f"{a:.0%}" for a in v[key]) + " |"
             )
         lines.append(
-            f"\n*DDIM 50 ending at t = {v['t_min']}, {v['n']} samples per sampling "
-            "seed (100 per digit), "
+            f"\n*DDIM {v['sampling_steps']} ending at t = {v['t_min']}, "
+            f"{v['n']} samples per sampling seed (100 per digit), "
             f"{v['sampling_seeds']} sampling seeds, means shown; per-digit rows: the "
             "full-budget run. FD: Fréchet classifier distance of the guided samples to "
             f"the 1,000 held-out digits; floor: {v['floor_n']} training digits against "
