@@ -278,3 +278,25 @@ def test_eta_outside_zero_one_is_refused_with_a_clear_message(eta):
     xt = torch.zeros(1, 1, 4, 4)
     with pytest.raises(ValueError, match="eta must be between 0"):
         reverse_step(xt, xt, 10, 5, sch, eta=eta)
+
+
+def test_every_entry_point_and_the_book_sample_with_the_default_steps():
+    """``sample``, `diffusion-lessons sample` and `evaluate`, and chapter 06's sentence
+    naming the default, all use DEFAULT_STEPS: a new choice cannot leave one behind.
+    """
+    import inspect
+    import re
+    from pathlib import Path
+
+    from diffusion_lessons.cli import build_parser
+    from diffusion_lessons.lesson06_sampling import DEFAULT_STEPS
+
+    assert inspect.signature(sample).parameters["steps"].default == DEFAULT_STEPS
+    for argv in (["sample", "--out", "x.npz"], ["evaluate"]):
+        args = build_parser(argv[0]).parse_args(argv)
+        assert args.steps == DEFAULT_STEPS, argv[0]
+    text = (
+        Path(__file__).resolve().parents[1] / "docs/lessons/06-sampling.md"
+    ).read_text()
+    stated = re.findall(r"draws with \*\*DDIM, (\d+) steps\*\*", text)
+    assert stated and {int(n) for n in stated} == {DEFAULT_STEPS}

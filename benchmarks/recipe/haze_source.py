@@ -11,9 +11,8 @@ A sample ends with x0_pred made at t_min (lesson 06). Its haze (background pixel
 For each checkpoint and each t, this measures both on 1,000 digits (100 per class):
 "one step" denoises the 1,000 held-out digits of mnist-5k noised to t (noise seed 0);
 "sampled" runs lesson 06's DDIM (its default steps) from x_T to t_min = t (sampling
-seed 0). Both use
-the recommended guidance (lesson 09's ``RECOMMENDED_W``) and the same clip, so their
-difference is the path's share. Writes FILE (default
+seed 0). Both use the recommended guidance (lesson 09's ``RECOMMENDED_W``) and the same
+clip, so their difference is the path's share. Writes FILE (default
 benchmarks/results/recipe/haze_source.md) and its .json twin.
 """
 
@@ -99,8 +98,7 @@ def main() -> None:
         f" digits themselves: {out['real']:.3%}) of x0_pred made at t, with guidance"
         f" w = {RECOMMENDED_W}: from the held-out digits noised to t (one network"
         f" evaluation), and at the end of lesson 06's DDIM-{l6.DEFAULT_STEPS} chain"
-        " stopped at"
-        " t_min = t; 1,000 digits each, one noise seed. The path's share is"
+        " stopped at t_min = t; 1,000 digits each, one noise seed. The path's share is"
         f" 1 - one step / sampled. Made by `{command}`.*"
     )
     path = ROOT / args.out

@@ -268,9 +268,8 @@ def summarise(name: str) -> dict | None:
         "sampling_seeds": len(seeds),
         "w": seeds[0]["w"],
         "t_min": seeds[0].get("t_min", 1),
-        "sampling_steps": seeds[0].get(
-            "steps", 50
-        ),  # DDIM steps (50 before they were kept)
+        # DDIM steps; results written before they were kept used 50
+        "sampling_steps": seeds[0].get("steps", 50),
         "w0": mean("w0", "accuracy"),
         "w0_range": [
             min(q["w0"]["accuracy"] for q in seeds),
