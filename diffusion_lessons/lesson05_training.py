@@ -66,7 +66,7 @@ from tqdm.auto import tqdm
 from . import CourseError
 from .data import load_digits, resolve_name
 from .lesson01_forward_noise import _gather, q_sample
-from .lesson02_schedules import Schedule, make_schedule
+from .lesson02_schedules import Schedule, log_snr, make_schedule
 from .lesson04_unet import UNET_PRESETS, UNet, UNetConfig, count_parameters
 from .plotting import new_figure, savefig
 from .runs import claim_run_folder, disk_error, stop_on_ctrl_c, temporary_file
@@ -347,8 +347,7 @@ def draw_steps(
     if noise_levels is None:
         return torch.randint(1, schedule.T + 1, (n,), generator=generator)
     mean, std = noise_levels
-    alpha_bar = schedule.alpha_bar[1:].double()  # (T,) steps 1..T
-    log_sigma = 0.5 * torch.log((1 - alpha_bar) / alpha_bar)  # (T,) increasing in t
+    log_sigma = -0.5 * log_snr(schedule).double()  # (T,) ln sigma(t), increasing in t
     drawn = mean + std * torch.randn(n, generator=generator).double()  # (n,) ln sigma
     return torch.searchsorted(log_sigma, drawn).clamp(max=schedule.T - 1) + 1
 

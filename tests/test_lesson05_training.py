@@ -423,16 +423,22 @@ def test_noise_levels_are_refused_unless_finite_with_a_positive_std(mean, std):
             TrainConfig(noise_levels=(mean, std))
 
 
-def test_a_noise_level_config_survives_a_checkpoint():
-    with pytest.raises(ValueError, match="noise_levels must be None"):
-        TrainConfig(noise_levels=(0.4,))
-    # a checkpoint's config (lists after a round trip through JSON) comes back equal
+@given(noise_levels=LEVELS)
+def test_a_noise_level_config_survives_a_checkpoint(noise_levels):
+    """A checkpoint's config goes through JSON (tuples come back as lists) and must
+    come back equal; one written before the field existed loads as uniform t."""
+    import json
+
     from diffusion_lessons.lesson05_training import config_from_dict, config_to_dict
 
-    cfg = TrainConfig(noise_levels=(0.4, 1.4))
-    d = config_to_dict(cfg)
-    d["noise_levels"] = list(d["noise_levels"])
-    assert config_from_dict(d) == cfg
+    cfg = TrainConfig(noise_levels=noise_levels)
+    assert config_from_dict(json.loads(json.dumps(config_to_dict(cfg)))) == cfg
     old = config_to_dict(TrainConfig())
-    del old["noise_levels"]  # written before the field existed: uniform t
+    del old["noise_levels"]
     assert config_from_dict(old).noise_levels is None
+
+
+@pytest.mark.parametrize("bad", [(0.4,), (0.4, 1.4, 2.0)])
+def test_noise_levels_need_exactly_a_mean_and_a_std(bad):
+    with pytest.raises(ValueError, match="noise_levels must be None"):
+        TrainConfig(noise_levels=bad)

@@ -390,7 +390,7 @@ def test_unknown_scheduler_is_one_clear_line():
     nproc=st.integers(1, 4),
     seed=st.integers(0, 2**31),
     prediction=st.sampled_from(["eps", "v"]),
-    levels=st.sampled_from([None, (0.4, 1.4)]),
+    levels=st.one_of(st.none(), st.tuples(st.floats(-3.0, 2.0), st.floats(0.1, 3.0))),
 )
 def test_shards_average_to_the_single_process_loss(B, nproc, seed, prediction, levels):
     """Eqs. 10.5-10.6: the mean of the shard losses is lesson 05's training loss on the
